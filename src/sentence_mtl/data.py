@@ -78,6 +78,13 @@ class SimilarityPairs:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def head(self, n: int | None) -> "SimilarityPairs":
+        """The first n pairs (None: all), for quick smoke runs."""
+        if n is None or n >= len(self):
+            return self
+        return replace(self, sentences1=self.sentences1[:n], sentences2=self.sentences2[:n],
+                       scores=self.scores[:n])
+
 
 @dataclass
 class RetrievalData:
@@ -257,12 +264,15 @@ def load_ag_news(split: str, source: DataSource) -> TaskData:
     path = source.file(f"ag_news/{split}.csv")
     texts, raw_labels = [], []
     with open(path, newline="", encoding="utf-8") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
+        reader = csv.reader(f)
+        line_no = 1  # a quoted field may span lines: report the line where the record starts
+        for row in reader:
             if len(row) != 3:
                 raise DataError(f"{path}, line {line_no}: expected 3 CSV fields "
                                 f"(class, title, description), found {len(row)}. Restore the file.")
             raw_labels.append(row[0])
             texts.append(_require_text(f"{row[1]} {row[2]}", path, line_no))
+            line_no = reader.line_num + 1
     labels = _int_labels(raw_labels, path, len(AG_NEWS_LABELS), offset=1)
     return TaskData("topic", "ag_news", split, texts, labels, AG_NEWS_LABELS, source.is_sample)
 
@@ -328,7 +338,11 @@ def load_scifact(split: str, source: DataSource) -> RetrievalData:
         if "_id" not in row or "text" not in row:
             raise DataError(f"{corpus_path}: a row lacks '_id' or 'text': {str(row)[:80]}")
         corpus[str(row["_id"])] = {"title": row.get("title", ""), "text": row["text"]}
-    all_queries = {str(r["_id"]): r["text"] for r in _read_jsonl(query_path)}
+    all_queries = {}
+    for row in _read_jsonl(query_path):
+        if "_id" not in row or "text" not in row:
+            raise DataError(f"{query_path}: a row lacks '_id' or 'text': {str(row)[:80]}")
+        all_queries[str(row["_id"])] = row["text"]
     qrels: dict[str, dict[str, int]] = {}
     lines = _read_lines(qrels_path)
     if not lines or lines[0].split("\t")[:2] != ["query-id", "corpus-id"]:
@@ -355,14 +369,18 @@ def load_airline(source: DataSource) -> JointLabelData:
         missing = {"text", "airline", "airline_sentiment"} - set(reader.fieldnames or [])
         if missing:
             raise DataError(f"{path}: missing column(s) {sorted(missing)}. Restore the file.")
-        for line_no, row in enumerate(reader, start=2):
+        # Quoted tweets can span several physical lines, so count lines, not records: a record
+        # starts on the line after the one where the previous record ended.
+        line_no = reader.line_num + 1
+        for row in reader:
             for column, names, out in (("airline", AIRLINE_LABELS, airlines),
                                        ("airline_sentiment", SENTIMENT_LABELS, sentiments)):
                 if row[column] not in names:
                     raise DataError(f"{path}, line {line_no}: unknown {column} {row[column]!r}; "
                                     f"expected one of {list(names)}.")
                 out.append(names.index(row[column]))
-            texts.append(_require_text(row["text"], path, line_no))
+            texts.append(_require_text(row["text"] or "", path, line_no))
+            line_no = reader.line_num + 1
     return JointLabelData(
         "twitter_us_airline_sentiment", texts,
         {"airline": np.asarray(airlines), "sentiment": np.asarray(sentiments)},
@@ -395,19 +413,22 @@ def _first_k_per_class(data: TaskData, k: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def sample_per_class(data: TaskData, k: int | None, seed: int) -> TaskData:
-    """k examples per class, the same for every strategy given the seed.
+def few_shot_indices(data: TaskData, k: int, seed: int) -> np.ndarray:
+    """Indices of k examples per class, the same for every strategy given the seed.
 
     Because each class is shuffled once per (seed, class) and the first k are kept, the 8-shot
-    sample is contained in the 64-shot sample of the same seed. ``k=None``: the whole set.
+    sample is contained in the 64-shot sample of the same seed.
     """
-    if k is None:
-        return data
     for name, count in data.class_counts().items():
         if count < k:
             raise ValueError(f"Class {name!r} of {data.dataset}/{data.split} has {count} "
                              f"examples, fewer than the {k} asked for.")
-    return data.subset(_first_k_per_class(data, k, seed))
+    return _first_k_per_class(data, k, seed)
+
+
+def sample_per_class(data: TaskData, k: int | None, seed: int) -> TaskData:
+    """k examples per class (see :func:`few_shot_indices`); ``k=None``: the whole set."""
+    return data if k is None else data.subset(few_shot_indices(data, k, seed))
 
 
 def stratified_subset(data: TaskData, n: int | None, seed: int = 0) -> TaskData:

@@ -1,0 +1,109 @@
+"""One figure style for the whole repository. Every function returns the figure and, given a
+name, saves it as ``figures/<name>.png`` (``runs/<profile>/figures`` outside ``standard``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+PALETTE = ["#1b6ca8", "#e4572e", "#29a36a", "#8f5db7", "#f3a712", "#5c5c5c", "#c2185b", "#00838f"]
+plt.rcParams.update({
+    "figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight", "font.size": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+    "grid.alpha": 0.3, "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+})
+
+
+def save(fig, name: str | None, figures_dir: Path | None):
+    if name and figures_dir is not None:
+        from .io import atomic_path
+
+        with atomic_path(Path(figures_dir) / f"{name}.png") as tmp:
+            fig.savefig(tmp, format="png")
+    return fig
+
+
+def bar_chart(labels, values, ylabel: str, title: str, reference: tuple[str, float] | None = None,
+              errors=None, name=None, figures_dir=None):
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bars = ax.bar(labels, values, yerr=errors, color=PALETTE[: len(labels)], capsize=4)
+    ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+    if reference:
+        ax.axhline(reference[1], ls="--", color="k", lw=1)
+        ax.text(len(labels) - 0.5, reference[1], reference[0], ha="right", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    plt.setp(ax.get_xticklabels(), rotation=15, ha="right")
+    return save(fig, name, figures_dir)
+
+
+def learning_curves(records: list[dict], tasks: list[str], full_label: str = "all",
+                    references: dict[str, list[tuple[str, int, float]]] | None = None,
+                    name=None, figures_dir=None):
+    """Metric against examples per class, one line per strategy, band = mean +/- std over seeds;
+    published results as black stars at their data size."""
+    df = pd.DataFrame(records)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = df[df.task == task]
+        sizes = sorted({k for k in sub.n_per_class.dropna()})
+        has_full = sub.n_per_class.isna().any()
+        positions = {k: i for i, k in enumerate(sizes)}
+        for strategy, rows in sub.groupby("strategy", sort=False):
+            key = rows.n_per_class.map(lambda k: len(sizes) if pd.isna(k) else positions[k])
+            stats = rows.assign(x=key).groupby("x").value.agg(["mean", "std"]).fillna(0)
+            ax.plot(stats.index, stats["mean"], marker="o", label=strategy)
+            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                            alpha=0.2)
+        for label, k, value in (references or {}).get(task, []):  # published points
+            x = len(sizes) if k is None else positions.get(k)
+            if x is not None:
+                ax.plot([x], [value], marker="*", color="k", ms=9, ls="none")
+                ax.annotate(label, (x, value), textcoords="offset points", xytext=(5, -3), fontsize=7)
+        ticks = [str(int(k)) for k in sizes] + ([full_label] if has_full else [])
+        ax.set_xticks(range(len(ticks)), ticks)
+        ax.set_xlabel("training examples per class")
+        ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
+        ax.set_title(task)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)
+
+
+def projections(points: dict[str, np.ndarray], labels: np.ndarray, label_names, title: str,
+                name=None, figures_dir=None):
+    """Side-by-side 2-D scatter plots (e.g. PCA, t-SNE, UMAP) coloured by class."""
+    fig, axes = plt.subplots(1, len(points), figsize=(4.6 * len(points), 4.2), squeeze=False)
+    for ax, (method, xy) in zip(axes[0], points.items()):
+        for c, label in enumerate(label_names):
+            mask = labels == c
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.6, label=label, color=PALETTE[c])
+        ax.set_title(method)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    axes[0][0].legend(markerscale=3, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)
+
+
+def similarity_heatmap(matrix: np.ndarray, labels: list[str], title: str, name=None, figures_dir=None):
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(labels), 0.6 + 0.55 * len(labels)))
+    image = ax.imshow(matrix, cmap="viridis", vmin=min(0, matrix.min()), vmax=1)
+    short = [label if len(label) < 38 else label[:35] + "..." for label in labels]
+    ax.set_xticks(range(len(labels)), range(1, len(labels) + 1))
+    ax.set_yticks(range(len(labels)), [f"{i + 1}. {s}" for i, s in enumerate(short)], fontsize=8)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] < 0.6 else "black")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    return save(fig, name, figures_dir)

@@ -1,0 +1,23 @@
+"""Published numbers we compare against (DESIGN.md), each with its source, as fractions."""
+
+PUBLISHED = {
+    "stsb_minilm_spearman": (0.8203, "all-MiniLM-L6-v2 on STS-B test, cosine Spearman (SBERT model table)"),
+    "ag_news_8_setfit_minilm": (0.831, "SetFit with all-MiniLM-L6-v2, 8/class (Tunstall et al. 2022)"),
+    "ag_news_8_mpnet_logreg": (0.743, "frozen mpnet + logistic regression, 8/class (Tunstall et al. 2022)"),
+    "ag_news_64_mpnet_logreg": (0.844, "frozen mpnet + logistic regression, 64/class (Tunstall et al. 2022)"),
+    "ag_news_64_setfit_mpnet": (0.880, "SetFit (mpnet), 64/class (Tunstall et al. 2022)"),
+    "ag_news_64_roberta_large": (0.884, "RoBERTa-large fine-tuned, 64/class (Tunstall et al. 2022)"),
+    "ag_news_full_distilbert": (0.934, "DistilBERT, full 120k training set"),
+    "ag_news_full_roberta_large": (0.938, "RoBERTa-large, full 120k training set"),
+    "ag_news_full_xlnet_large": (0.9555, "XLNet-large, full training set (Yang et al. 2019)"),
+    "tweeteval_svm": (0.629, "SVM (Barbieri et al. 2020, TweetEval)"),
+    "tweeteval_fasttext": (0.629, "FastText (Barbieri et al. 2020, TweetEval)"),
+    "tweeteval_roberta_base": (0.713, "RoBERTa-base (Barbieri et al. 2020, TweetEval)"),
+    "tweeteval_bertweet": (0.734, "BERTweet (Nguyen et al. 2020)"),
+    "tweeteval_timelms": (0.737, "TimeLMs (Loureiro et al. 2022)"),
+    "scifact_bm25_ndcg10": (0.665, "BM25 on BEIR SciFact, NDCG@10 (Thakur et al. 2021)"),
+}
+
+
+def value(key: str) -> float:
+    return PUBLISHED[key][0]
