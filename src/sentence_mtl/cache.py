@@ -43,7 +43,7 @@ def cached_encode(encoder, texts: list[str], batch_size: int = 64, namespace: st
     if path.is_file():
         try:
             return np.load(path)
-        except (ValueError, OSError):  # unreadable entry: recompute and overwrite it
+        except (ValueError, OSError, EOFError):  # unreadable entry: recompute and overwrite it
             pass
     embeddings = encoder.encode(texts, batch_size=batch_size, show_progress=show_progress)
     with atomic_path(path) as tmp:

@@ -24,6 +24,9 @@ from tqdm.auto import tqdm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here; packages carry models
 from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()  # a bar per weight-loading is noise in notebooks and logs
 
 ENCODER_CONFIG = "sentence_encoder.json"
 PROJECTION_WEIGHTS = "projection.safetensors"

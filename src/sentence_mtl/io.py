@@ -48,6 +48,7 @@ def read_input_texts(path: str | Path) -> list[str]:
     dropping a row would misalign the output with the input.
     """
     import csv
+    import io
 
     path = Path(path)
     if not path.is_file():
@@ -57,7 +58,7 @@ def read_input_texts(path: str | Path) -> list[str]:
         raise InputError(f"Input file {path} must be a .txt (one text per line) or a .csv with "
                          f"a 'text' column, not {suffix or 'no extension'}.")
     try:
-        content = path.read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8-sig")  # tolerate Excel's byte-order mark
     except UnicodeDecodeError as e:
         raise InputError(f"Input file {path} is not UTF-8 text ({e}).") from e
     if not content.strip():
@@ -69,16 +70,18 @@ def read_input_texts(path: str | Path) -> list[str]:
                 raise InputError(f"{path}, line {i}: empty line. Remove it: every line must be "
                                  "a text, so that output row i matches input line i.")
         return lines
-    reader = csv.DictReader(content.splitlines())
+    reader = csv.DictReader(io.StringIO(content, newline=""))
     if "text" not in (reader.fieldnames or []):
         raise InputError(f"{path}: no 'text' column (columns found: {reader.fieldnames}). "
                          "Name the column that holds the sentences 'text'.")
     texts = []
-    for i, row in enumerate(reader, start=2):
+    line = reader.line_num + 1  # quoted cells may span lines: report where the record starts
+    for row in reader:
         text = row["text"]
         if text is None or not text.strip():
-            raise InputError(f"{path}, line {i}: empty 'text' cell. Fill or remove the row.")
+            raise InputError(f"{path}, line {line}: empty 'text' cell. Fill or remove the row.")
         texts.append(text)
+        line = reader.line_num + 1
     if not texts:
         raise InputError(f"{path} has a header but no rows; give at least one text.")
     return texts

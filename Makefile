@@ -1,0 +1,54 @@
+# sentence-mtl: the two commands are `make reproduce` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# Real data folder: ../shared/data when it exists (CI sets it too); see data/README.md.
+# Without one, the smoke profile falls back to the hand-written data/sample/.
+ifneq ($(wildcard ../shared/data),)
+export SENTENCE_MTL_DATA ?= $(abspath ../shared/data)
+endif
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
+
+.PHONY: setup test unit nbtest reproduce notebooks data benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: the CPU build lies on disk; an open range would pull a CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[offline-model,notebooks,serve,peers,report,dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv/ and install everything
+
+test: setup unit nbtest  ## unit tests + notebooks under nbval, smoke profile
+
+unit: setup
+	$(PY) -m pytest tests -q
+
+nbtest: setup
+	SENTENCE_MTL_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks -q -p no:cacheprovider
+
+reproduce: setup notebooks  ## run notebooks 01-05 in order, standard profile, in place
+
+notebooks: setup
+	@for nb in $(NOTEBOOKS); do \
+		echo "==> [$$(date +%H:%M:%S)] executing $$nb (standard profile)"; \
+		start=$$(date +%s); \
+		SENTENCE_MTL_PROFILE=standard $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
+		echo "    done in $$(( $$(date +%s) - start )) s"; \
+	done
+
+benchmark: setup
+	$(PY) benchmarks/encode_throughput.py
+
+data:  ## download the published datasets (needs internet); see data/README.md
+	bash data/download.sh "$${SENTENCE_MTL_DATA:-data/raw}"
+
+clean:
+	rm -rf runs .cache .pytest_cache

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Download the published datasets into the layout of ../shared/data/INDEX.md (needs internet;
+# the development machines cannot reach these hosts, so this script is kept small and obvious).
+# Usage: bash data/download.sh [TARGET_DIR]   then: export SENTENCE_MTL_DATA=TARGET_DIR
+#
+# Differences from ../shared/data (see each PROVENANCE.md there): here AG News train.csv is the
+# full 120k canonical file and TweetEval train is the published 45,615-tweet file, so numbers
+# trained on them are not the committed ones. The script records the sha256 of every file it
+# fetched in TARGET_DIR/checksums.sha256, which the loaders then verify on every load.
+set -euo pipefail
+T="${1:-data/raw}"
+mkdir -p "$T"/{ag_news,tweeteval_sentiment,stsb,scifact_beir/qrels,twitter_us_airline_sentiment}
+get() { echo "  $2"; curl -fsSL --retry 3 -o "$T/$2" "$1"; }
+
+AG=https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv
+get $AG/train.csv ag_news/train.csv
+get $AG/test.csv ag_news/test.csv
+get $AG/classes.txt ag_news/classes.txt
+
+TE=https://raw.githubusercontent.com/cardiffnlp/tweeteval/main/datasets/sentiment
+for f in mapping.txt {train,val,test}_{text,labels}.txt; do get $TE/$f tweeteval_sentiment/$f; done
+
+curl -fsSL https://ixa2.si.ehu.eus/stswiki/images/4/48/Stsbenchmark.tar.gz | tar -xz -C "$T/stsb" --strip-components=1
+
+curl -fsSL -o "$T/scifact.zip" https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip
+unzip -oq "$T/scifact.zip" -d "$T" && cp -r "$T/scifact/"* "$T/scifact_beir/" && rm -rf "$T/scifact" "$T/scifact.zip"
+
+get https://raw.githubusercontent.com/Riccocez/Sentiment-Classifier/9113f9c2347ed2f56bcc293aa2de74b7d0db0c3a/Tweets.csv \
+    twitter_us_airline_sentiment/Tweets_repaired.csv
+
+(cd "$T" && find . -type f \( -name '*.csv' -o -name '*.txt' -o -name '*.tsv' -o -name '*.jsonl' \) \
+    ! -name checksums.sha256 | sed 's|^\./||' | sort | xargs sha256sum > checksums.sha256)
+echo "done: export SENTENCE_MTL_DATA=$(cd "$T" && pwd)"
