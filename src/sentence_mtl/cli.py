@@ -30,6 +30,72 @@ def cmd_embed(args) -> None:
     print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output}")
 
 
+def cmd_train(args) -> None:
+    from .data import DataSource
+    from .training import TrainConfig, Trainer, load_training_data
+
+    config = TrainConfig.from_file(args.config)
+    if args.output_dir:
+        config.output_dir = args.output_dir
+    sources, val_sets = load_training_data(config, DataSource.resolve(args.data_dir))
+    trainer = Trainer(config, sources, val_sets)
+    model, log = trainer.run(resume=not args.restart)
+    if trainer.accelerator.is_main_process:
+        best = [e for e in log if e["type"] == "eval"]
+        print(f"best mean validation metric {trainer.state['best_metric']:.4f} at step "
+              f"{trainer.state['best_step']} of {trainer.state['global_step']}; "
+              f"model in {trainer.best_dir / 'model'} ({len(best)} evaluations logged)")
+        if args.save_to:
+            model.save_pretrained(args.save_to)
+            print(f"saved to {args.save_to}")
+
+
+def _load_model(path):
+    from .io import InputError
+    from .multitask import MultiTaskModel
+
+    try:
+        return MultiTaskModel.from_pretrained(path)
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from e
+
+
+def cmd_evaluate(args) -> None:
+    import json
+
+    from .data import DataSource, load_task, stratified_subset
+    from .io import InputError
+    from .training import evaluate
+
+    model = _load_model(args.model)
+    if args.task not in model.tasks:
+        raise InputError(f"The model has no {args.task!r} head; it has {model.tasks}.")
+    data = stratified_subset(load_task(args.task, args.split, DataSource.resolve(args.data_dir)), args.max_items)
+    metrics = evaluate(model, {args.task: data})[args.task]
+    print(json.dumps({"task": args.task, "split": args.split, **metrics}, indent=1))
+
+
+def cmd_predict(args) -> None:
+    import csv
+
+    from .io import InputError, atomic_path, read_input_texts
+
+    output = Path(args.output)
+    if output.suffix != ".csv":
+        raise InputError(f"--output must end in .csv (got {output}).")
+    texts = read_input_texts(args.input)
+    model = _load_model(args.model)
+    predictions = model.predict(texts, batch_size=args.batch_size)
+    with atomic_path(output) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text"] + [c for t in model.tasks for c in (t, f"{t}_probability")])
+            for i, text in enumerate(texts):
+                writer.writerow([text] + [v for t in model.tasks for v in (
+                    predictions[t]["label"][i], f"{predictions[t]['probability'][i]:.4f}")])
+    print(f"wrote {len(texts)} predictions for tasks {model.tasks} to {output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentence-mtl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (CPU)")
     embed.add_argument("--batch-size", type=int, default=32)
     embed.set_defaults(func=cmd_embed)
+
+    train = sub.add_parser("train", help="train a multi-task model from a JSON config (TrainConfig fields)")
+    train.add_argument("--config", required=True, help="JSON file with TrainConfig fields")
+    train.add_argument("--data-dir", default=None, help="data folder (default: $SENTENCE_MTL_DATA)")
+    train.add_argument("--output-dir", default=None, help="overrides the config's output_dir")
+    train.add_argument("--save-to", default=None, help="also save the best model to this folder")
+    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="score a saved multi-task model on one task")
+    evaluate.add_argument("--model", required=True, help="folder written by train / save_pretrained")
+    evaluate.add_argument("--task", required=True)
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--max-items", type=int, default=None, help="stratified subset size")
+    evaluate.add_argument("--data-dir", default=None)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="label texts with every task head (CSV out)")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--input", required=True, help=".txt (one text per line) or .csv with a 'text' column")
+    predict.add_argument("--output", required=True, help="CSV: text, then <task>, <task>_probability per task")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

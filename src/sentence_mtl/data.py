@@ -107,9 +107,19 @@ class JointLabelData:
     label_names: dict[str, tuple[str, ...]]
     is_sample: bool = False
 
-    def task(self, task: str, split: str = "all") -> TaskData:
-        return TaskData(task, self.dataset, split, self.texts, self.labels[task],
+    split: str = "all"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def task(self, task: str) -> TaskData:
+        return TaskData(task, self.dataset, self.split, self.texts, self.labels[task],
                         self.label_names[task], self.is_sample)
+
+    def subset(self, indices, split: str) -> "JointLabelData":
+        indices = np.asarray(indices, dtype=np.int64)
+        return replace(self, texts=[self.texts[i] for i in indices],
+                       labels={t: y[indices] for t, y in self.labels.items()}, split=split)
 
 
 @dataclass(frozen=True)
@@ -449,4 +459,17 @@ def load_task(task: str, split: str, source: DataSource) -> TaskData:
         return {"train": train, "val": val}[split]
     if task == "sentiment":
         return load_tweeteval_sentiment(split, source)
+    if task == "airline":
+        return airline_split(split, source).task("airline")
     raise ValueError(f"Unknown task {task!r}; known: {sorted(TASKS)}")
+
+
+def airline_split(split: str, source: DataSource) -> JointLabelData:
+    """The airline data has no official split: a fixed 70/10/20 train/val/test by shuffled index."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"airline splits are 'train', 'val' and 'test', not {split!r}.")
+    data = load_airline(source)
+    order = np.random.default_rng(VALIDATION_SEED).permutation(len(data))
+    n_train, n_val = int(0.7 * len(data)), int(0.1 * len(data))
+    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    return data.subset(np.sort(parts[split]), split)

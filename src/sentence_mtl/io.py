@@ -18,6 +18,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and figures are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

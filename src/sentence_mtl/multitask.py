@@ -1,0 +1,195 @@
+"""``MultiTaskModel``: one shared ``SentenceEncoder``, one classification head per task.
+
+Heads read the pooled sentence vector, so every task shares the whole encoder and adds only
+its head's parameters; a new task is one more ``HeadSpec`` (``heads_for(["topic", ...])``).
+Saved models are a folder: the encoder (HF format), ``heads.safetensors`` and
+``multitask_config.json`` with the label names and the training config, loadable without
+any of the training code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import TASKS
+from .encoder import SentenceEncoder
+
+CONFIG_NAME = "multitask_config.json"
+HEADS_NAME = "heads.safetensors"
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A task head: its classes, and optionally a hidden layer before the classifier."""
+
+    task: str
+    label_names: tuple[str, ...]
+    hidden_dim: int | None = None
+    dropout: float = 0.1
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+
+def heads_for(tasks, hidden_dim: int | None = None, dropout: float = 0.1) -> list[HeadSpec]:
+    """Head specs for registered tasks (``data.TASKS``): adding a task is adding its name."""
+    return [HeadSpec(t, TASKS[t].label_names, hidden_dim, dropout) for t in tasks]
+
+
+class ClassificationHead(nn.Module):
+    def __init__(self, input_dim: int, spec: HeadSpec):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Dropout(spec.dropout)]
+        if spec.hidden_dim:
+            layers += [nn.Linear(input_dim, spec.hidden_dim), nn.GELU(), nn.Dropout(spec.dropout)]
+            input_dim = spec.hidden_dim
+        layers.append(nn.Linear(input_dim, spec.n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, sentence_embedding: torch.Tensor) -> torch.Tensor:
+        return self.net(sentence_embedding)
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, encoder: SentenceEncoder, heads: list[HeadSpec], training_config: dict | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.specs = {spec.task: spec for spec in heads}
+        self.heads = nn.ModuleDict({spec.task: ClassificationHead(encoder.dim, spec) for spec in heads})
+        self.training_config = training_config or {}
+
+    @classmethod
+    def from_encoder_name(cls, name: str, tasks, hidden_dim: int | None = None, dropout: float = 0.1,
+                          seed: int = 0, **encoder_kwargs) -> "MultiTaskModel":
+        encoder = SentenceEncoder.from_pretrained(name, seed=seed, **encoder_kwargs)
+        torch.manual_seed(seed)
+        return cls(encoder, heads_for(tasks, hidden_dim, dropout))
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, tasks=None) -> dict[str, torch.Tensor]:
+        """Logits for each task asked for (all by default), from one shared encoder pass."""
+        embedding = self.encoder(input_ids, attention_mask, token_type_ids)
+        return {task: self.heads[task](embedding) for task in (tasks or self.tasks)}
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Class probabilities per task, one row per text, in input order."""
+        was_training = self.training
+        self.eval()
+        embeddings = torch.from_numpy(self.encoder.encode(texts, batch_size=batch_size))
+        out = {task: torch.softmax(head(embeddings), dim=-1).numpy() for task, head in self.heads.items()}
+        self.train(was_training)
+        return out
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> dict[str, dict[str, list]]:
+        """Per task: the predicted label name and its probability for every text."""
+        result = {}
+        for task, proba in self.predict_proba(texts, batch_size).items():
+            best = proba.argmax(1)
+            names = self.specs[task].label_names
+            result[task] = {"label": [names[i] for i in best],
+                            "probability": proba[np.arange(len(best)), best].tolist()}
+        return result
+
+    # ---- freezing, by name
+
+    def encoder_layers(self) -> list[nn.Module]:
+        """The transformer blocks, bottom to top (BERT-style backbones)."""
+        return list(self.encoder.backbone.encoder.layer)
+
+    def set_trainable(self, part: str, trainable: bool) -> "MultiTaskModel":
+        """``part``: 'encoder', 'embeddings', 'layer.<i>', 'top.<k>', 'heads' or 'head.<task>'."""
+        if part == "encoder":
+            modules = [self.encoder]
+        elif part == "embeddings":
+            modules = [self.encoder.backbone.embeddings]
+        elif part.startswith("layer."):
+            modules = [self.encoder_layers()[int(part.split(".")[1])]]
+        elif part.startswith("top."):
+            k = int(part.split(".")[1])
+            modules = self.encoder_layers()[len(self.encoder_layers()) - k:] if k else []
+        elif part == "heads":
+            modules = list(self.heads.values())
+        elif part.startswith("head."):
+            modules = [self.heads[part.split(".", 1)[1]]]
+        else:
+            raise ValueError(f"Unknown part {part!r}: use encoder, embeddings, layer.<i>, top.<k>, heads, head.<task>.")
+        for module in modules:
+            for p in module.parameters():
+                p.requires_grad_(trainable)
+        return self
+
+    def freeze(self, *parts: str) -> "MultiTaskModel":
+        for part in parts:
+            self.set_trainable(part, False)
+        return self
+
+    def unfreeze(self, *parts: str) -> "MultiTaskModel":
+        for part in parts:
+            self.set_trainable(part, True)
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per part, and how many are trainable now."""
+        count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+        counts = {"encoder.embeddings": count(self.encoder.backbone.embeddings)}
+        for i, layer in enumerate(self.encoder_layers()):
+            counts[f"encoder.layer.{i}"] = count(layer)
+        rest = count(self.encoder) - sum(counts.values())
+        counts["encoder.other (pooler, projection)"] = rest
+        for task, head in self.heads.items():
+            counts[f"head.{task}"] = count(head)
+        counts["total"] = count(self)
+        counts["trainable"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return counts
+
+    # ---- persistence
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Encoder + heads + config, written to a temporary folder and renamed into place."""
+        import shutil
+        import tempfile
+
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        try:
+            self.encoder.save_pretrained(tmp / "encoder")
+            save_file({k: v.contiguous() for k, v in self.heads.state_dict().items()}, str(tmp / HEADS_NAME))
+            config = {"heads": [asdict(s) for s in self.specs.values()],
+                      "training_config": self.training_config}
+            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+            if directory.exists():
+                shutil.rmtree(directory)
+            tmp.rename(directory)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "MultiTaskModel":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{directory} is not a saved multi-task model (no {CONFIG_NAME}). "
+                                    "Train one with `make train` or `sentence-mtl train --config FILE`.")
+        config = json.loads(config_path.read_text())
+        specs = [HeadSpec(h["task"], tuple(h["label_names"]), h["hidden_dim"], h["dropout"])
+                 for h in config["heads"]]
+        model = cls(SentenceEncoder.from_pretrained(directory / "encoder"), specs, config["training_config"])
+        model.heads.load_state_dict(load_file(str(directory / HEADS_NAME)))
+        return model.eval()
