@@ -37,7 +37,7 @@ def cosine_spearman(emb1: np.ndarray, emb2: np.ndarray, gold: np.ndarray) -> flo
     return float(spearmanr((emb1 * emb2).sum(1), gold).statistic)
 
 
-def sts_spearman(encoder, pairs, batch_size: int = 64) -> float:
+def sts_spearman(encoder, pairs, batch_size: int = 32) -> float:
     """Encode both sides of every pair once and score the cosines against the gold."""
     n = len(pairs)
     embeddings = encoder.encode(pairs.sentences1 + pairs.sentences2, batch_size=batch_size)

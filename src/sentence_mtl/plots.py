@@ -107,3 +107,74 @@ def similarity_heatmap(matrix: np.ndarray, labels: list[str], title: str, name=N
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title)
     return save(fig, name, figures_dir)
+
+
+def training_curves(log: list[dict], title: str, name=None, figures_dir=None):
+    """Left: training loss per task (smoothed); right: validation benchmark metric per task."""
+    steps = [e for e in log if e["type"] == "step"]
+    evals = [e for e in log if e["type"] == "eval"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6))
+    tasks = sorted({t for e in steps for t in e["task_losses"]})
+    for i, task in enumerate(tasks):
+        xs = [e["step"] for e in steps if task in e["task_losses"]]
+        ys = pd.Series([e["task_losses"][task] for e in steps if task in e["task_losses"]])
+        left.plot(xs, ys, alpha=0.25, color=PALETTE[i])
+        left.plot(xs, ys.rolling(5, min_periods=1).mean(), color=PALETTE[i], label=task)
+        right.plot([e["step"] for e in evals], [e["tasks"][task]["benchmark_value"] for e in evals],
+                   marker="o", color=PALETTE[i], label=f"{task} ({evals[0]['tasks'][task]['benchmark_metric']})")
+    right.plot([e["step"] for e in evals], [e["mean_metric"] for e in evals], ls="--", color="k", label="mean")
+    left.set(xlabel="step", ylabel="cross-entropy", title="training loss")
+    right.set(xlabel="step", ylabel="validation metric", title="validation")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)
+
+
+def grouped_bars(records: list[dict], strategies: list[str], tasks: list[str], title: str,
+                 name=None, figures_dir=None):
+    """Mean +/- std over seeds of each strategy's test metric, one panel per task, seeds as dots."""
+    df = pd.DataFrame(records)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1, 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = df[(df.task == task) & df.strategy.isin(strategies)]
+        stats = sub.groupby("strategy").value.agg(["mean", "std"]).reindex(strategies)
+        x = np.arange(len(strategies))
+        ax.bar(x, stats["mean"], yerr=stats["std"].fillna(0), capsize=4,
+               color=[PALETTE[i % len(PALETTE)] for i in range(len(strategies))], alpha=0.8)
+        for i, strategy in enumerate(strategies):
+            values = sub[sub.strategy == strategy].value
+            ax.plot([i] * len(values), values, "k.", ms=4)
+        lo = np.nanmin(stats["mean"] - stats["std"].fillna(0))
+        hi = np.nanmax(stats["mean"] + stats["std"].fillna(0))
+        ax.set_ylim(max(0, lo - 0.05), min(1, hi + 0.03))
+        ax.set_xticks(x, strategies, rotation=30, ha="right", fontsize=8)
+        ax.set_title(task)
+        ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)
+
+
+def confusion_matrices(matrices: dict[str, tuple[np.ndarray, tuple[str, ...]]], title: str,
+                       name=None, figures_dir=None):
+    """Row-normalised confusion matrices (rows: true class), counts in the cells."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.4 * len(matrices), 3.9), squeeze=False)
+    for ax, (task, (matrix, labels)) in zip(axes[0], matrices.items()):
+        matrix = np.asarray(matrix)
+        rates = matrix / matrix.sum(1, keepdims=True).clip(min=1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{matrix[i, j]}\n{rates[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(task)
+        ax.grid(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)

@@ -471,8 +471,8 @@ class Trainer:
                 step = self.state["global_step"]
                 if step % self.config.log_every == 0 or step == 1:
                     self._log({"type": "step", "step": step, "epoch": self.state["epoch"], "source": name,
-                               "loss": float(loss), "task_losses": {t: float(v) for t, v in task_losses.items()},
-                               "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
+                               "loss": loss.item(), "task_losses": {t: v.item() for t, v in task_losses.items()},
+                               "grad_norm": float(grad_norm.item() if hasattr(grad_norm, "item") else grad_norm), "lr": self.scheduler.get_last_lr()[0],
                                "examples": int(len(idx)), "seconds": time.perf_counter() - start})
                 if self.step_callback:
                     self.step_callback(self, step)
