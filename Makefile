@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup test unit nbtest reproduce notebooks data benchmark clean
+.PHONY: setup test unit nbtest reproduce notebooks data benchmark train retrieval serve clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,6 +46,22 @@ notebooks: setup
 
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py
+	$(PY) benchmarks/train_throughput.py
+
+train: setup  ## train the chosen multi-task configuration -> models/multitask/, score it on the full test sets
+	@echo "==> [$$(date +%H:%M:%S)] training configs/multitask.json"
+	$(VENV)/bin/sentence-mtl train --config configs/multitask.json --save-to models/multitask
+	@echo "==> [$$(date +%H:%M:%S)] scoring on the official test sets"
+	$(VENV)/bin/sentence-mtl evaluate --model models/multitask --task topic --record results/train_multitask.json
+	$(VENV)/bin/sentence-mtl evaluate --model models/multitask --task sentiment --record results/train_multitask.json
+	$(PY) tools/update_readme.py
+
+retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile) -> models/retrieval/best
+	SENTENCE_MTL_PROFILE=standard $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=3600 notebooks/05_retrieval_finetuning.ipynb
+
+serve: setup  ## the HTTP service on 127.0.0.1:8000 (needs `make train` and `make retrieval` first)
+	$(VENV)/bin/sentence-mtl serve
 
 data:  ## download the published datasets (needs internet); see data/README.md
 	bash data/download.sh "$${SENTENCE_MTL_DATA:-data/raw}"

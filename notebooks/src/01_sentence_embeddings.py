@@ -225,7 +225,7 @@ pd.DataFrame([{"query": q, "rank": r + 1, "cosine": round(float(scores[i, r]), 3
 # ## 5 · Throughput: ours against sentence-transformers, fp32 and int8
 #
 # Same sentences (STS-B test), same batch size (32), one process, runs alternated and the
-# median of 3 taken (`sentence_mtl.throughput`). Ratios are against sentence-transformers.
+# median of 5 taken (`sentence_mtl.throughput`). Ratios are against sentence-transformers.
 # `benchmarks/encode_throughput.py` runs the same comparison from the command line.
 
 # %%
@@ -237,7 +237,7 @@ speed = compare_throughput({
     "sentence_transformers": sentence_transformers_peer(resolve_model_path(DEFAULT_MODEL), 32),
     "ours_fp32": lambda t: encoder.encode(t, batch_size=32),
     "ours_int8": lambda t: contenders["int8_mean"].encode(t, batch_size=32),
-}, bench_texts, repeats=3)
+}, bench_texts, repeats=5)
 for name, r in speed.items():
     recorder.add(task="throughput", dataset="stsb", strategy=name, metric="sentences_per_second",
                  value=r["sentences_per_second"], n_test=len(bench_texts),

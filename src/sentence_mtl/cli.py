@@ -38,15 +38,27 @@ def cmd_train(args) -> None:
     if args.output_dir:
         config.output_dir = args.output_dir
     sources, val_sets = load_training_data(config, DataSource.resolve(args.data_dir))
+    import time
+
+    from .io import write_json
+    from .results import measure
+
     trainer = Trainer(config, sources, val_sets)
-    model, log = trainer.run(resume=not args.restart)
+    with measure() as cost:
+        model, log = trainer.run(resume=not args.restart)
     if trainer.accelerator.is_main_process:
-        best = [e for e in log if e["type"] == "eval"]
+        evals = [e for e in log if e["type"] == "eval"]
         print(f"best mean validation metric {trainer.state['best_metric']:.4f} at step "
               f"{trainer.state['best_step']} of {trainer.state['global_step']}; "
-              f"model in {trainer.best_dir / 'model'} ({len(best)} evaluations logged)")
+              f"model in {trainer.best_dir / 'model'} ({len(evals)} evaluations logged)")
         if args.save_to:
             model.save_pretrained(args.save_to)
+            write_json(Path(args.save_to) / "training_summary.json", {
+                "train_seconds": cost.seconds, "peak_memory_mb": cost.peak_memory_mb,
+                "steps": trainer.state["global_step"], "best_step": trainer.state["best_step"],
+                "best_validation_metric": trainer.state["best_metric"],
+                "trainable_params": model.parameter_counts()["trainable"],
+                "train_examples": {s.name: len(s) for s in sources}, "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
             print(f"saved to {args.save_to}")
 
 
@@ -73,6 +85,33 @@ def cmd_evaluate(args) -> None:
     data = stratified_subset(load_task(args.task, args.split, DataSource.resolve(args.data_dir)), args.max_items)
     metrics = evaluate(model, {args.task: data})[args.task]
     print(json.dumps({"task": args.task, "split": args.split, **metrics}, indent=1))
+    if args.record:
+        _write_record(args, model, data, metrics)
+
+
+def _write_record(args, model, data, metrics) -> None:
+    """Add (or replace) this task's record in a results file, DESIGN.md format."""
+    import json
+
+    from .config import get_profile
+    from .results import make_record, write_records
+
+    summary_path = Path(args.model) / "training_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    config = model.training_config
+    path = Path(args.record)
+    records = json.loads(path.read_text()) if path.is_file() else []
+    records = [r for r in records if not (r["task"] == args.task and r["split"] == args.split)]
+    records.append(make_record(
+        experiment=path.stem, task=args.task, dataset=data.dataset, split=args.split, strategy="multitask_model",
+        seed=config.get("seed", 0), n_per_class=config.get("train_per_class"), metric=metrics["benchmark_metric"],
+        value=metrics["benchmark_value"], n_test=metrics["n"], macro_f1=metrics["macro_f1"],
+        accuracy=metrics["accuracy"], confusion_matrix=metrics["confusion_matrix"],
+        train_seconds=summary.get("train_seconds"), trainable_params=summary.get("trainable_params"),
+        peak_memory_mb=summary.get("peak_memory_mb"), train_examples=summary.get("train_examples"),
+        profile=get_profile().name, config=config, is_sample=data.is_sample))
+    write_records(path, records)
+    print(f"record written to {path}")
 
 
 def cmd_predict(args) -> None:
@@ -94,6 +133,24 @@ def cmd_predict(args) -> None:
                 writer.writerow([text] + [v for t in model.tasks for v in (
                     predictions[t]["label"][i], f"{predictions[t]['probability'][i]:.4f}")])
     print(f"wrote {len(texts)} predictions for tasks {model.tasks} to {output}")
+
+
+def cmd_serve(args) -> None:
+    import logging
+
+    import uvicorn
+
+    from .io import InputError
+    from .serve import ServiceLimits, create_app
+
+    try:
+        limits = ServiceLimits.from_env(max_texts=args.max_texts, max_text_chars=args.max_text_chars,
+                                        max_documents=args.max_documents)
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    app = create_app(args.multitask_model, args.retrieval_model, limits)  # ModelNotFound -> exit 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--max-items", type=int, default=None, help="stratified subset size")
     evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--record", default=None, help="add the result to this results JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="label texts with every task head (CSV out)")
@@ -132,7 +190,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, help="CSV: text, then <task>, <task>_probability per task")
     predict.add_argument("--batch-size", type=int, default=64)
     predict.set_defaults(func=cmd_predict)
+
+    serve = sub.add_parser("serve", help="HTTP service: /embed, /predict, /similar, /health (docs at /docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--multitask-model", default="models/multitask", help="folder written by `make train`")
+    serve.add_argument("--retrieval-model", default="models/retrieval/best",
+                       help="folder written by `make retrieval`")
+    serve.add_argument("--max-texts", type=int, default=None,
+                       help="texts per request (default $SENTENCE_MTL_MAX_TEXTS or 64)")
+    serve.add_argument("--max-text-chars", type=int, default=None,
+                       help="characters per text (default $SENTENCE_MTL_MAX_TEXT_CHARS or 2000)")
+    serve.add_argument("--max-documents", type=int, default=None,
+                       help="documents per /similar request (default $SENTENCE_MTL_MAX_DOCUMENTS or 256)")
+    serve.set_defaults(func=cmd_serve)
     return parser
+
+
+def _serve_errors() -> tuple:
+    """``serve.ModelNotFound`` once ``serve`` is loaded: looked up lazily, so the other commands
+    never import FastAPI (an optional extra)."""
+    serve = sys.modules.get(f"{__package__}.serve")
+    return (serve.ModelNotFound,) if serve is not None else ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (InputError, DataError) as e:
+    except (InputError, DataError, *_serve_errors()) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -135,6 +135,7 @@ class SentenceEncoder(nn.Module):
             backbone = AutoModel.from_pretrained(model_dir)
         backbone.eval()
         max_len = max_seq_length or _default_max_seq_length(model_dir, tokenizer)
+        max_len = min(max_len, getattr(backbone.config, "max_position_embeddings", max_len))
         torch.manual_seed(seed)
         return cls(backbone, tokenizer, pooling, normalize, projection_dim, max_len,
                    name=str(name_or_path) + (" (random init)" if random_init else ""))

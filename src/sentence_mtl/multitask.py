@@ -67,8 +67,10 @@ class MultiTaskModel(nn.Module):
 
     @classmethod
     def from_encoder_name(cls, name: str, tasks, hidden_dim: int | None = None, dropout: float = 0.1,
-                          seed: int = 0, **encoder_kwargs) -> "MultiTaskModel":
-        encoder = SentenceEncoder.from_pretrained(name, seed=seed, **encoder_kwargs)
+                          seed: int = 0, normalize: bool = False, **encoder_kwargs) -> "MultiTaskModel":
+        """Heads read the mean-pooled vector *before* L2 normalisation by default: unit vectors
+        make logits tiny, so heads on them learn slowly (measured in notebook 02's first run)."""
+        encoder = SentenceEncoder.from_pretrained(name, seed=seed, normalize=normalize, **encoder_kwargs)
         torch.manual_seed(seed)
         return cls(encoder, heads_for(tasks, hidden_dim, dropout))
 

@@ -1,0 +1,189 @@
+# %% [markdown]
+# # 05 · Fine-tuning the encoder for retrieval
+#
+# **Question.** Can a few hundred (claim, abstract) pairs teach `all-MiniLM-L6-v2` to find the
+# scientific abstracts that support or refute a claim better than it does out of the box, and
+# better than BM25? Data: SciFact in BEIR format, 5,183 abstracts; the 300 test queries are the
+# BEIR test set; the 809 training queries are split into training pairs and a fixed validation
+# set of queries that picks which run gets promoted. Metric: NDCG@10 (BEIR's), with MRR@10 and
+# Recall@100 beside it.
+#
+# Fine-tuning uses sentence-transformers' trainer with `MultipleNegativesRankingLoss`: each
+# claim must rank its own abstract above every other abstract in the batch; the
+# `NO_DUPLICATES` batch sampler keeps a text from appearing twice in a batch (a duplicate would
+# be a false negative). Every run is versioned under `models/retrieval/<run-id>/`, and
+# `models/retrieval/best` moves to it only if its validation NDCG@10 beats the current best's:
+# the fine-tune -> version -> evaluate -> promote -> serve flow of the HTTP service.
+
+# %%
+import json
+import tempfile
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from sentence_mtl import plots
+from sentence_mtl.cache import cached_encode
+from sentence_mtl.config import DEFAULT_MODEL, figures_dir, get_profile
+from sentence_mtl.data import DataSource, load_scifact
+from sentence_mtl.encoder import SentenceEncoder
+from sentence_mtl.references import value as published
+from sentence_mtl.results import Recorder, measure
+from sentence_mtl.retrieval import (REGISTRY, RetrievalConfig, bm25_scores, current_best, dense_scores,
+                                    document_text, finetune_mnrl, promote_if_better, rank_metrics,
+                                    register_run, split_queries, training_pairs)
+
+profile = get_profile()
+source = DataSource.resolve(profile_name=profile.name)
+FIGURES = figures_dir(profile)
+registry = REGISTRY if profile.name == "standard" else FIGURES.parent / "models" / "retrieval"
+test = load_scifact("test", source)
+train, val = split_queries(load_scifact("train", source), n_val=100 if profile.name != "smoke" else 4)
+doc_ids = sorted(test.corpus)
+if profile.name == "smoke":  # a handful of queries; their judged documents plus 200 others
+    test = replace(test, queries={q: test.queries[q] for q in list(test.qrels)[:8]},
+                   qrels={q: test.qrels[q] for q in list(test.qrels)[:8]})
+    train = replace(train, qrels=dict(list(train.qrels.items())[:48]))
+    judged = {d for split in (test, val) for docs in split.qrels.values() for d in docs}
+    doc_ids = sorted(judged | set(doc_ids[:200]))
+documents = [document_text(test.corpus[d]) for d in doc_ids]
+recorder = Recorder("05_retrieval_finetuning", profile, {"profile": profile.to_dict(), "n_documents": len(documents)},
+                    is_sample=source.is_sample)
+print(f"profile: {profile.name}; {len(documents):,} documents, {len(train.qrels)} training queries, "
+      f"{len(val.qrels)} validation queries, {len(test.qrels)} test queries")
+
+# %% [markdown]
+# ## Choosing `max_seq_length` from the data
+#
+# Claims are short; abstracts are long. Tokens beyond `max_seq_length` are cut off, and cost
+# grows faster than linearly with length. MiniLM was trained with 256-token inputs (its
+# position embeddings go to 512), so the question is how much of each abstract 128 or 256
+# tokens keep.
+
+# %%
+encoder = SentenceEncoder.from_pretrained(DEFAULT_MODEL, max_seq_length=256)
+tokenizer = encoder.tokenizer
+doc_lengths = np.array([len(ids) for ids in tokenizer(documents, truncation=False)["input_ids"]])
+query_lengths = np.array([len(ids) for ids in tokenizer(list(test.queries.values()), truncation=False)["input_ids"]])
+coverage = {n: float(np.mean(doc_lengths <= n)) for n in (64, 128, 256, 512)}
+kept = {n: float(np.minimum(doc_lengths, n).sum() / doc_lengths.sum()) for n in (64, 128, 256, 512)}
+print("document tokens: median %d, p90 %d, max %d; claims: median %d, max %d" % (
+    np.median(doc_lengths), np.percentile(doc_lengths, 90), doc_lengths.max(), np.median(query_lengths), query_lengths.max()))
+pd.DataFrame({"documents entirely inside": coverage, "share of all document tokens kept": kept}).T.round(3)
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(7, 3.4))
+ax.hist(doc_lengths, bins=60, color=plots.PALETTE[0], alpha=0.8, label="abstracts (title + text)")
+ax.hist(query_lengths, bins=20, color=plots.PALETTE[1], alpha=0.8, label="claims")
+for n in (128, 256):
+    ax.axvline(n, ls="--", color="k", lw=1)
+    ax.text(n, ax.get_ylim()[1] * 0.9, f" {n}: {coverage[n]:.0%} whole", fontsize=8)
+ax.set(xlabel="tokens", ylabel="count", title="SciFact lengths (MiniLM tokenizer)")
+ax.legend()
+plots.save(fig, "05_length_distribution", FIGURES);
+
+# %% [markdown]
+# **Choice: 256.** It is what the model was trained with, keeps the whole abstract for a
+# sizeable share of documents and most of the tokens overall; 512 would cost about four
+# times the attention compute for the tail, and the opening of an abstract (title, aim,
+# main finding) carries most of what a claim matches.
+
+# %% [markdown]
+# ## Baselines: BM25 and the pretrained encoder
+
+# %%
+query_ids = list(test.qrels)
+queries = [test.queries[q] for q in query_ids]
+with measure() as cost:
+    bm25 = rank_metrics(bm25_scores(queries, documents), query_ids, doc_ids, test.qrels)
+for metric, value in bm25.items():
+    recorder.add(task="retrieval", dataset="scifact", strategy="bm25", metric=metric, value=value,
+                 n_test=len(query_ids), train_seconds=cost.seconds)
+
+pretrained_docs = cached_encode(encoder, documents, batch_size=32)
+pretrained = rank_metrics(dense_scores(encoder, queries, documents, document_vectors=pretrained_docs),
+                          query_ids, doc_ids, test.qrels)
+val_ids = list(val.qrels)
+pretrained_val = rank_metrics(dense_scores(encoder, [val.queries[q] for q in val_ids], documents,
+                                           document_vectors=pretrained_docs), val_ids, doc_ids, val.qrels)
+for metric, value in pretrained.items():
+    recorder.add(task="retrieval", dataset="scifact", strategy="pretrained", metric=metric, value=value,
+                 n_test=len(query_ids))
+pd.DataFrame({"BM25 (here)": bm25, "pretrained MiniLM": pretrained}).T.round(4)
+
+# %% [markdown]
+# ## Fine-tuning with MultipleNegativesRankingLoss, 3 seeds
+#
+# One epoch over the training pairs, batch 32 (31 in-batch negatives per claim), learning
+# rate 2e-5 with warm-up. Each run is scored on the validation queries (for promotion) and
+# the test queries (for this table), registered, and promoted if it beats the best so far.
+
+# %%
+config = RetrievalConfig(max_seq_length=256, batch_size=32 if profile.name != "smoke" else 8)
+pairs = training_pairs(train)
+print(f"{len(pairs[0])} training pairs")
+runs = []
+for seed in profile.seeds:
+    run_config = replace(config, seed=seed)
+    with tempfile.TemporaryDirectory() as scratch, measure() as cost:
+        model, history = finetune_mnrl(pairs, run_config, scratch)
+    doc_vectors = model.encode(documents, batch_size=32, convert_to_numpy=True)
+    test_metrics = rank_metrics(dense_scores(model, queries, documents, document_vectors=doc_vectors),
+                                query_ids, doc_ids, test.qrels)
+    val_metrics = rank_metrics(dense_scores(model, [val.queries[q] for q in val_ids], documents,
+                                            document_vectors=doc_vectors), val_ids, doc_ids, val.qrels)
+    metrics = {**{f"test_{k}": v for k, v in test_metrics.items()}, **{f"val_{k}": v for k, v in val_metrics.items()}}
+    run_dir = register_run(model, metrics, {**run_config.to_dict(), "train_seconds": cost.seconds}, registry)
+    promoted = promote_if_better(run_dir, registry=registry)
+    n_params = sum(p.numel() for p in model.parameters())
+    for metric, value in test_metrics.items():
+        recorder.add(task="retrieval", dataset="scifact", strategy="finetuned_mnrl", seed=seed, metric=metric,
+                     value=value, n_test=len(query_ids), train_seconds=cost.seconds, trainable_params=n_params,
+                     peak_memory_mb=cost.peak_memory_mb, run_id=run_dir.name, promoted=promoted,
+                     val_ndcg10=val_metrics["ndcg@10"], retrieval_config=run_config.to_dict())
+    runs.append({"run": run_dir.name, "seed": seed, "val NDCG@10": val_metrics["ndcg@10"],
+                 **{f"test {k}": v for k, v in test_metrics.items()}, "promoted": promoted,
+                 "train s": round(cost.seconds)})
+pd.DataFrame(runs).round(4)
+
+# %%
+records = pd.DataFrame(recorder.records)
+ndcg = records[records.metric == "ndcg@10"]
+order = ["bm25", "pretrained", "finetuned_mnrl"]
+stats = ndcg.groupby("strategy").value.agg(["mean", "std"]).reindex(order)
+plots.bar_chart(order, stats["mean"].tolist(), "NDCG@10", f"SciFact test ({len(query_ids)} queries)",
+                reference=("BM25 published 66.5", published("scifact_bm25_ndcg10")),
+                errors=stats["std"].fillna(0).tolist(), name="05_scifact_ndcg", figures_dir=FIGURES);
+gain = 100 * (stats.loc["finetuned_mnrl", "mean"] - stats.loc["pretrained", "mean"])
+print(f"fine-tuned vs pretrained: {gain:+.2f} NDCG@10 points (target >= +2); "
+      f"fine-tuned {100 * stats.loc['finetuned_mnrl', 'mean']:.2f} vs BM25 here {100 * bm25['ndcg@10']:.2f} "
+      f"and published 66.5")
+
+# %% [markdown]
+# ## The registry
+#
+# What the service will load: `best` points at the run with the highest validation NDCG@10.
+
+# %%
+best = current_best(registry)
+print(f"models/retrieval/best -> {(registry / 'best').resolve().name if (registry / 'best').exists() else None}")
+rows = []
+for run in sorted(p for p in registry.iterdir() if p.is_dir() and not p.is_symlink() and (p / "metrics.json").is_file()):
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows.append({"run": run.name, "val NDCG@10": metrics["val_ndcg@10"], "test NDCG@10": metrics["test_ndcg@10"],
+                 "is best": (registry / "best").resolve() == run.resolve()})
+pd.DataFrame(rows).round(4)
+
+# %% [markdown]
+# **What it means.** A few hundred in-domain pairs and one CPU-epoch move the encoder towards
+# the way claims relate to abstracts (paraphrase across technical vocabulary, negated
+# findings still "relevant"). Whether that beats a tuned lexical baseline on SciFact, where
+# claims and abstracts share rare technical terms, is the question the table answers; the
+# spread over seeds says how much of the gain is the seed.
+
+# %%
+path = recorder.save()
+print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}")

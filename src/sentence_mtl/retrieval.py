@@ -1,0 +1,190 @@
+"""Retrieval: fine-tune the encoder on SciFact claims -> abstracts, evaluate, version, promote.
+
+Fine-tuning uses sentence-transformers' own trainer and ``MultipleNegativesRankingLoss``
+(in-batch negatives; the ``NO_DUPLICATES`` batch sampler keeps a text from appearing twice in
+a batch, where it would be a false negative). Ranking metrics are computed here, exactly, by
+scoring every query against the whole corpus.
+
+The registry is the fine-tune -> version -> evaluate -> promote -> serve flow: every run is
+saved under ``models/retrieval/<run-id>/`` with its metrics and config, and ``best`` (a
+symlink) moves to it only when its *validation* NDCG@10 beats the current best's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_MODEL, REPO_ROOT
+from .data import RetrievalData
+from .io import write_json
+
+REGISTRY = REPO_ROOT / "models" / "retrieval"
+
+
+def document_text(doc: dict[str, str]) -> str:
+    return f"{doc['title']} {doc['text']}".strip()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def rank_metrics(scores: np.ndarray, query_ids: list[str], doc_ids: list[str],
+                 qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """NDCG@10 (binary gains, log2 discount, ideal from the judged documents), MRR@10 and
+    Recall@100, averaged over queries. ``scores[i, j]``: query i against document j."""
+    top = np.argsort(-scores, axis=1)[:, :100]
+    ndcg, mrr, recall = [], [], []
+    for i, qid in enumerate(query_ids):
+        relevant = {d for d, rel in qrels[qid].items() if rel > 0}
+        ranked = [doc_ids[j] for j in top[i]]
+        gains = [1.0 if d in relevant else 0.0 for d in ranked[:10]]
+        dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
+        ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(len(relevant), 10)))
+        ndcg.append(dcg / ideal if ideal else 0.0)
+        first = next((rank for rank, g in enumerate(gains) if g), None)
+        mrr.append(1.0 / (first + 1) if first is not None else 0.0)
+        recall.append(len(relevant & set(ranked[:100])) / len(relevant) if relevant else 0.0)
+    return {"ndcg@10": float(np.mean(ndcg)), "mrr@10": float(np.mean(mrr)), "recall@100": float(np.mean(recall))}
+
+
+def dense_scores(encoder, queries: list[str], documents: list[str], batch_size: int = 32,
+                 document_vectors: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarities; pass ``document_vectors`` to reuse an encoded corpus."""
+    q = encoder.encode(queries, batch_size=batch_size)
+    d = document_vectors if document_vectors is not None else encoder.encode(documents, batch_size=batch_size)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(min=1e-12)
+    d = d / np.linalg.norm(d, axis=1, keepdims=True).clip(min=1e-12)
+    return q @ d.T
+
+
+def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
+    """Okapi BM25 (rank_bm25, k1=1.5, b=0.75) on lower-cased word tokens, English stop words removed."""
+    from rank_bm25 import BM25Okapi
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    def tokens(text: str) -> list[str]:
+        return [t for t in re.findall(r"[a-z0-9]+", text.lower()) if t not in ENGLISH_STOP_WORDS]
+
+    bm25 = BM25Okapi([tokens(d) for d in documents])
+    return np.stack([bm25.get_scores(tokens(q)) for q in queries])
+
+
+def split_queries(data: RetrievalData, n_val: int, seed: int = 0) -> tuple[RetrievalData, RetrievalData]:
+    """A fixed validation set of training queries, for model selection (the test set is not used)."""
+    from dataclasses import replace
+
+    qids = sorted(data.queries, key=lambda q: (len(q), q))
+    rng = np.random.default_rng(seed)
+    val = set(rng.choice(qids, size=min(n_val, len(qids) // 2), replace=False).tolist())
+    part = lambda keep: replace(data, queries={q: t for q, t in data.queries.items() if keep(q)},  # noqa: E731
+                                qrels={q: r for q, r in data.qrels.items() if keep(q)})
+    return part(lambda q: q not in val), replace(part(lambda q: q in val), split="val")
+
+
+def training_pairs(data: RetrievalData) -> tuple[list[str], list[str]]:
+    """(claim, relevant abstract) pairs, one per judged pair."""
+    anchors, positives = [], []
+    for qid, docs in sorted(data.qrels.items()):
+        for did, rel in sorted(docs.items()):
+            if rel > 0:
+                anchors.append(data.queries[qid])
+                positives.append(document_text(data.corpus[did]))
+    return anchors, positives
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+@dataclass
+class RetrievalConfig:
+    model: str = DEFAULT_MODEL
+    max_seq_length: int = 256
+    batch_size: int = 32
+    epochs: int = 1
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    scale: float = 20.0  # MultipleNegativesRankingLoss temperature (1/scale)
+    seed: int = 0
+    n_val_queries: int = 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def finetune_mnrl(pairs: tuple[list[str], list[str]], config: RetrievalConfig, output_dir: str | Path):
+    """Fine-tune with sentence-transformers' trainer and MNRL; returns the SentenceTransformer."""
+    from datasets import Dataset
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from .encoder import resolve_model_path
+
+    model = SentenceTransformer(resolve_model_path(config.model), device="cpu" if not _cuda() else None)
+    model.max_seq_length = config.max_seq_length
+    dataset = Dataset.from_dict({"anchor": pairs[0], "positive": pairs[1]})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", eval_strategy="no",
+        logging_steps=5, report_to=[], disable_tqdm=False, use_cpu=not _cuda())
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                         loss=MultipleNegativesRankingLoss(model, scale=config.scale))
+    trainer.train()
+    return model, trainer.state.log_history
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def register_run(model, metrics: dict, config: dict, registry: Path = REGISTRY, run_id: str | None = None) -> Path:
+    """Save a run as ``registry/<run-id>/`` (model + metrics.json + config.json), written atomically."""
+    import shutil
+
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + f"-seed{config.get('seed', 0)}"
+    target = registry / run_id
+    tmp = registry / f".{run_id}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp))
+    write_json(tmp / "metrics.json", metrics)
+    write_json(tmp / "config.json", config)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def current_best(registry: Path = REGISTRY) -> dict | None:
+    best = registry / "best"
+    return json.loads((best / "metrics.json").read_text()) if (best / "metrics.json").is_file() else None
+
+
+def promote_if_better(run_dir: Path, metric: str = "val_ndcg@10", registry: Path = REGISTRY) -> bool:
+    """Point ``registry/best`` at ``run_dir`` if its validation metric beats the current best's."""
+    candidate = json.loads((run_dir / "metrics.json").read_text())[metric]
+    best = current_best(registry)
+    if best is not None and best[metric] >= candidate:
+        return False
+    link = registry / "best"
+    tmp_link = registry / ".best.tmp"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    os.symlink(run_dir.name, tmp_link)  # relative: the registry can move
+    os.replace(tmp_link, link)
+    return True

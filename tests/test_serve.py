@@ -1,0 +1,349 @@
+"""`sentence-mtl serve` against a real uvicorn server, run as a subprocess on the tiny models.
+
+The server is started once for the module with small limits (8 texts, 100 characters, 10
+documents, 20 kB bodies: from environment variables and a flag, so both paths are exercised).
+Tests check the four endpoints' shapes and numbers, that every bad input gets the right 4xx and
+a JSON ``error`` naming the problem, that the server survives all of it (no traceback in its log),
+and a bounded concurrent load. Weights are random: nothing here is about quality.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+import sentence_mtl
+from sentence_mtl.cli import main
+from sentence_mtl.data import TASKS
+from sentence_mtl.encoder import SentenceEncoder
+from sentence_mtl.multitask import MultiTaskModel
+
+LIMITS_ENV = {"SENTENCE_MTL_MAX_TEXTS": "8", "SENTENCE_MTL_MAX_DOCUMENTS": "10",
+              "SENTENCE_MTL_MAX_BODY_BYTES": "20000"}
+MAX_TEXT_CHARS = 100  # given as --max-text-chars
+TASK_LABELS = {task: list(TASKS[task].label_names) for task in ("topic", "sentiment")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _quiet_env(**extra) -> dict:
+    """One thread per server: a training job may share this machine."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("serve-models")
+    # max_seq_length 128: the tiny BERT has 128 positions (its tokenizer would allow 512)
+    MultiTaskModel.from_encoder_name(tiny_model_dir, ["topic", "sentiment"], max_seq_length=128).save_pretrained(
+        root / "multitask")
+    SentenceEncoder.from_pretrained(tiny_model_dir, max_seq_length=128).save_pretrained(root / "retrieval")
+    return root / "multitask", root / "retrieval"
+
+
+@pytest.fixture(scope="module")
+def server(model_dirs, tmp_path_factory):
+    """Base URL of a `python -m sentence_mtl.cli serve` subprocess; yields (url, log path)."""
+    multitask, retrieval = model_dirs
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("serve-log") / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sentence_mtl.cli", "serve", "--port", str(port),
+             "--multitask-model", str(multitask), "--retrieval-model", str(retrieval),
+             "--max-text-chars", str(MAX_TEXT_CHARS)],
+            stdout=log, stderr=subprocess.STDOUT, env=_quiet_env(**LIMITS_ENV))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer /health within 120 s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield url, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server[0], timeout=60) as c:
+        yield c
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+def test_health_names_models_versions_and_limits(client, model_dirs):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["package_version"] == sentence_mtl.__version__
+    multitask, retrieval = body["models"]["multitask"], body["models"]["retrieval"]
+    assert multitask["tasks"] == ["topic", "sentiment"] and multitask["labels"] == TASK_LABELS
+    assert multitask["path"] == str(model_dirs[0].resolve()) and retrieval["path"] == str(model_dirs[1].resolve())
+    assert multitask["version"].startswith("sha256:") and len(multitask["version"]) == len("sha256:") + 12
+    assert retrieval["version"].startswith("sha256:") and retrieval["dim"] == 32
+    assert body["limits"] == {"max_texts": 8, "max_text_chars": MAX_TEXT_CHARS, "max_documents": 10,
+                              "max_body_bytes": 20000}
+
+
+def test_openapi_and_docs(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/embed", "/predict", "/similar", "/health"} <= set(schema["paths"])
+    assert "422" in schema["paths"]["/predict"]["post"]["responses"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_embed_returns_unit_vectors_equal_to_the_encoder(client, model_dirs):
+    texts = ["Stocks rallied on Friday.", "Café über naïve 😀", "Stocks rallied on Friday."]
+    body = client.post("/embed", json={"texts": texts}).json()
+    assert body["dim"] == 32 and isinstance(body["model"], str) and body["model"]
+    vectors = np.array(body["vectors"])
+    assert vectors.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-6)
+    expected = SentenceEncoder.from_pretrained(model_dirs[1]).encode(texts)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+
+
+def test_predict_labels_and_probabilities(client):
+    texts = ["Stocks rallied on Friday.", "What a lovely film!", "Café über naïve 😀"]
+    predictions = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    assert [p["text"] for p in predictions] == texts
+    for p in predictions:
+        assert set(p) == {"text", "topic", "sentiment"}
+        for task, labels in TASK_LABELS.items():
+            head = p[task]
+            assert list(head["probabilities"]) == labels and head["label"] in labels
+            assert sum(head["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+            assert head["probability"] == max(head["probabilities"].values())
+            assert head["probabilities"][head["label"]] == head["probability"]
+
+
+def test_similar_ranks_by_cosine(client):
+    documents = ["The home team won the final.", "Oil prices rose sharply.", "Who won the match?",
+                 "A new phone was released.", "Rain is expected tomorrow.", "The bank cut rates.",
+                 "She scored twice."]
+    body = client.post("/similar", json={"query": "Who won the match?", "documents": documents,
+                                         "top_k": 4}).json()
+    results = body["results"]
+    assert len(results) == 4 and len({r["index"] for r in results}) == 4
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert results[0]["index"] == 2 and results[0]["score"] == pytest.approx(1, abs=1e-5)
+    assert all(documents[r["index"]] == r["document"] for r in results)
+    vectors = np.array(client.post("/embed", json={"texts": ["Who won the match?"] + documents[:7]}).json()["vectors"])
+    for r in results:
+        assert r["score"] == pytest.approx(float(vectors[0] @ vectors[1 + r["index"]]), abs=1e-5)
+    # default top_k: 5, or every document when there are fewer
+    assert len(client.post("/similar", json={"query": "q", "documents": documents}).json()["results"]) == 5
+    assert len(client.post("/similar", json={"query": "q", "documents": documents[:3]}).json()["results"]) == 3
+
+
+# --------------------------------------------------------------------------- bad input
+
+TEXTS_CASES = [
+    ({"texts": "hello"}, 422, ["'texts'", "array", '["hello"]']),
+    ({"texts": []}, 422, ["'texts'", "empty"]),
+    ({"texts": ["ok", "   "]}, 422, ["'texts[1]'", "whitespace"]),
+    ({"texts": ["ok", ""]}, 422, ["'texts[1]'", "empty"]),
+    ({"texts": ["ok", 3]}, 422, ["'texts[1]'", "must be a string"]),
+    ({"texts": ["ok", None]}, 422, ["'texts[1]'", "must be a string"]),
+    ({"texts": [["nested"]]}, 422, ["'texts[0]'", "must be a string"]),
+    ({"texts": ["x"] * 9}, 413, ["Too many texts", "9", "at most 8"]),
+    ({"texts": ["ok", "x" * (MAX_TEXT_CHARS + 1)]}, 413, ["'texts[1]'", f"{MAX_TEXT_CHARS + 1} characters",
+                                                          f"limit of {MAX_TEXT_CHARS}"]),
+    ({}, 422, ["'texts' is missing"]),
+    ({"text": ["a"]}, 422, ["Unknown field 'text'"]),
+    (["a"], 422, ["JSON object", "array"]),
+    ("a", 422, ["JSON object", "string"]),
+]
+
+SIMILAR_CASES = [
+    ({"query": "", "documents": ["a"]}, 422, ["'query'", "empty"]),
+    ({"query": "  ", "documents": ["a"]}, 422, ["'query'", "whitespace"]),
+    ({"query": ["q"], "documents": ["a"]}, 422, ["'query'", "must be a string"]),
+    ({"query": "q", "documents": []}, 422, ["'documents'", "empty"]),
+    ({"query": "q", "documents": "a"}, 422, ["'documents'", "array"]),
+    ({"query": "q", "documents": ["a", 1]}, 422, ["'documents[1]'", "must be a string"]),
+    ({"query": "q", "documents": ["a", " "]}, 422, ["'documents[1]'", "whitespace"]),
+    ({"query": "q"}, 422, ["'documents' is missing"]),
+    ({"query": "q", "documents": ["a"] * 11}, 413, ["Too many documents", "at most 10"]),
+    ({"query": "q" * (MAX_TEXT_CHARS + 1), "documents": ["a"]}, 413, ["'query'", "characters"]),
+    ({"query": "q", "documents": ["a", "d" * (MAX_TEXT_CHARS + 1)]}, 413, ["'documents[1]'", "characters"]),
+    ({"query": "q", "documents": ["a", "b"], "top_k": 0}, 422, ["'top_k'", "at least 1"]),
+    ({"query": "q", "documents": ["a", "b"], "top_k": 3}, 422, ["'top_k' is 3", "only 2 documents"]),
+    ({"query": "q", "documents": ["a", "b"], "top_k": "1"}, 422, ["'top_k'", "integer"]),
+    ({"query": "q", "documents": ["a", "b"], "top_k": 1.5}, 422, ["'top_k'", "integer"]),
+]
+
+
+def _assert_error(response, status, fragments):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["error"], str) and "detail" in body
+    for fragment in fragments:
+        assert fragment in body["error"], (fragment, body["error"])
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/embed"])
+@pytest.mark.parametrize("payload, status, fragments", TEXTS_CASES)
+def test_bad_texts_get_a_clear_4xx(client, endpoint, payload, status, fragments):
+    _assert_error(client.post(endpoint, json=payload), status, fragments)
+
+
+@pytest.mark.parametrize("payload, status, fragments", SIMILAR_CASES)
+def test_bad_similar_requests_get_a_clear_4xx(client, payload, status, fragments):
+    _assert_error(client.post("/similar", json=payload), status, fragments)
+
+
+@pytest.mark.parametrize("content, headers, fragments", [
+    (b'{"texts": ["unterminated', {"content-type": "application/json"}, ["not valid JSON"]),
+    (b"texts=hello", {"content-type": "application/x-www-form-urlencoded"}, ["Content-Type: application/json"]),
+    (b'{"texts": ["no header"]}', {}, ["Content-Type: application/json"]),
+    (b"", {"content-type": "application/json"}, ["body is empty"]),
+])
+def test_malformed_bodies(client, content, headers, fragments):
+    _assert_error(client.post("/predict", content=content, headers=headers), 422, fragments)
+
+
+def test_oversized_body_is_refused_before_parsing(client):
+    _assert_error(client.post("/predict", content=b"[" * 30000, headers={"content-type": "application/json"}),
+                  413, ["over the limit of 20000 bytes"])
+
+
+def test_unknown_paths_and_methods_are_json(client):
+    _assert_error(client.get("/nope"), 404, ["/nope", "POST /predict"])
+    _assert_error(client.get("/predict"), 405, ["GET is not allowed"])
+
+
+# --------------------------------------------------------------------------- load, then survival
+
+
+def test_concurrent_predict_load(server):
+    url, clients, per_client = server[0], 8, 50
+    failures, latencies = [], []
+
+    def worker(i):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for j in range(per_client):
+                texts = [f"client {i} request {j}: markets rose", "a short one"][: 1 + j % 2]
+                try:
+                    start = time.perf_counter()
+                    r = c.post("/predict", json={"texts": texts})
+                    latencies.append(time.perf_counter() - start)
+                    if r.status_code != 200 or [p["text"] for p in r.json()["predictions"]] != texts:
+                        failures.append((r.status_code, r.text[:200]))
+                except Exception as e:  # noqa: BLE001 - every failure counts
+                    failures.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(latencies) == clients * per_client
+
+
+def test_server_is_still_healthy_and_logged_no_traceback(client, server):
+    assert client.get("/health").json()["status"] == "ok"
+    assert len(client.post("/predict", json={"texts": ["still here"]}).json()["predictions"]) == 1
+    log = server[1].read_text()
+    assert "Traceback" not in log and "Uvicorn running" in log
+
+
+# --------------------------------------------------------------------------- in-process: 500s, CLI errors
+
+
+def test_an_exception_in_a_model_is_a_logged_500(model_dirs, caplog):
+    from fastapi.testclient import TestClient
+
+    from sentence_mtl.serve import create_app
+
+    app = create_app(*model_dirs)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    app.state.service.multitask.predict_proba = broken
+    with TestClient(app, raise_server_exceptions=False) as c:
+        _assert_error(c.post("/predict", json={"texts": ["x"]}), 500, ["Internal server error"])
+        assert c.post("/embed", json={"texts": ["x"]}).status_code == 200
+    assert "boom" in caplog.text
+
+
+def test_serve_with_a_missing_model_exits_2_naming_the_make_command(tmp_path, model_dirs, capsys):
+    code = main(["serve", "--multitask-model", str(tmp_path / "none"), "--retrieval-model", str(model_dirs[1])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "make train" in err and str(tmp_path / "none") in err
+    assert "make retrieval" not in err
+    code = main(["serve", "--multitask-model", str(model_dirs[0]), "--retrieval-model", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert code == 2 and "make retrieval" in err and "make train" not in err
+
+
+def test_serve_rejects_a_bad_limit(monkeypatch, capsys):
+    monkeypatch.setenv("SENTENCE_MTL_MAX_TEXTS", "lots")
+    assert main(["serve"]) == 2
+    assert "SENTENCE_MTL_MAX_TEXTS" in capsys.readouterr().err
+    monkeypatch.delenv("SENTENCE_MTL_MAX_TEXTS")
+    assert main(["serve", "--max-text-chars", "0"]) == 2
+    assert "max_text_chars" in capsys.readouterr().err
+
+
+def test_service_limits_precedence():
+    from sentence_mtl.serve import ServiceLimits
+
+    assert ServiceLimits.from_env({}) == ServiceLimits()
+    limits = ServiceLimits.from_env({"SENTENCE_MTL_MAX_TEXTS": "3", "SENTENCE_MTL_MAX_DOCUMENTS": "7"},
+                                    max_texts=5, max_text_chars=None)
+    assert (limits.max_texts, limits.max_text_chars, limits.max_documents) == (5, 2000, 7)
+    with pytest.raises(ValueError, match="max_documents"):
+        ServiceLimits(max_documents=0)
+    json.dumps(limits.__dict__)  # plain data, reported by /health
+
+
+def test_model_version_prefers_the_training_finish_time(tmp_path):
+    from sentence_mtl.serve import model_version
+
+    (tmp_path / "weights.bin").write_bytes(b"abc")
+    hashed = model_version(tmp_path)
+    assert hashed.startswith("sha256:") and model_version(tmp_path) == hashed
+    (tmp_path / "weights.bin").write_bytes(b"abd")
+    assert model_version(tmp_path) != hashed
+    (tmp_path / "training_summary.json").write_text(json.dumps({"finished": "2025-01-02 03:04:05"}))
+    assert model_version(tmp_path) == "2025-01-02 03:04:05"
+
+
+def test_app_factory_from_environment(model_dirs, monkeypatch):
+    from sentence_mtl.serve import create_app_from_env
+
+    monkeypatch.setenv("SENTENCE_MTL_MULTITASK_MODEL", str(model_dirs[0]))
+    monkeypatch.setenv("SENTENCE_MTL_RETRIEVAL_MODEL", str(model_dirs[1]))
+    monkeypatch.setenv("SENTENCE_MTL_MAX_TEXTS", "3")
+    assert create_app_from_env().state.service.limits.max_texts == 3
