@@ -116,20 +116,12 @@ def retrieval_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = (("01_sentence_embeddings", embeddings_tables), ("04_training_loop", training_loop_tables),
+            ("train_multitask", trained_model_table), ("05_retrieval_finetuning", retrieval_table))
+
+
 def results_block(results_dir: Path = REPO_ROOT / "results") -> str:
-    sections = []
-    records = _load(results_dir, "01_sentence_embeddings")
-    if records:
-        sections.append(embeddings_tables(records))
-    records = _load(results_dir, "04_training_loop")
-    if records:
-        sections.append(training_loop_tables(records))
-    records = _load(results_dir, "train_multitask")
-    if records:
-        sections.append(trained_model_table(records))
-    records = _load(results_dir, "05_retrieval_finetuning")
-    if records:
-        sections.append(retrieval_table(records))
+    sections = [table(records) for stem, table in SECTIONS if (records := _load(results_dir, stem))]
     body = "\n\n".join(sections) if sections else "_No results yet: run `make reproduce`._"
     return f"{START}\n{body}\n{END}"
 
