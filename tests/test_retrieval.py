@@ -51,7 +51,7 @@ class FakeModel:
     def save_pretrained(self, path):
         import pathlib
         pathlib.Path(path).mkdir(parents=True)
-        (pathlib.Path(path) / "weights.txt").write_text("w")
+        (pathlib.Path(path) / "config.json").write_text('{"model_type": "bert"}')  # the model's own
 
 
 def test_registry_promotes_only_better_runs(tmp_path):
@@ -64,5 +64,6 @@ def test_registry_promotes_only_better_runs(tmp_path):
     assert promote_if_better(better, registry=tmp_path)
     assert (tmp_path / "best").resolve().name == "r2"
     assert current_best(tmp_path)["val_ndcg@10"] == 0.70
-    assert json.loads((tmp_path / "r1" / "config.json").read_text()) == {"seed": 1}
+    assert json.loads((tmp_path / "r1" / "run_config.json").read_text()) == {"seed": 1}
+    assert json.loads((tmp_path / "r1" / "config.json").read_text()) == {"model_type": "bert"}  # untouched
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

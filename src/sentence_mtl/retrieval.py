@@ -153,7 +153,7 @@ def _cuda() -> bool:
 
 
 def register_run(model, metrics: dict, config: dict, registry: Path = REGISTRY, run_id: str | None = None) -> Path:
-    """Save a run as ``registry/<run-id>/`` (model + metrics.json + config.json), written atomically."""
+    """Save a run as ``registry/<run-id>/`` (model + metrics.json + run_config.json), written atomically."""
     import shutil
 
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + f"-seed{config.get('seed', 0)}"
@@ -163,7 +163,7 @@ def register_run(model, metrics: dict, config: dict, registry: Path = REGISTRY, 
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp))
     write_json(tmp / "metrics.json", metrics)
-    write_json(tmp / "config.json", config)
+    write_json(tmp / "run_config.json", config)  # not config.json: that is the model's own
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
