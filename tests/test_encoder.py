@@ -260,3 +260,19 @@ def test_random_init_differs_from_trained(embeddings):
     out = random_encoder.encode(SENTENCES[:4])
     assert out.shape == (4, 384)
     assert np.abs(out - embeddings[:4]).max() > 0.1
+
+
+def test_max_seq_length_from_a_sentence_transformers_v6_folder(tmp_path, tiny_model_dir):
+    """v6 folders keep max_seq_length in the tokenizer config, not sentence_bert_config.json."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "st6"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"transformer_task": "feature-extraction"}))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.model_max_length = 64
+    tokenizer.save_pretrained(folder)
+    assert SentenceEncoder.from_pretrained(folder).max_seq_length == 64

@@ -85,10 +85,11 @@ def resolve_model_path(name_or_path: str | Path) -> str:
 
 
 def _default_max_seq_length(model_dir: str, tokenizer) -> int:
-    """sentence-transformers' own setting when the folder has one (256 for MiniLM), else 512."""
+    """sentence-transformers' own setting (256 for MiniLM): ``sentence_bert_config.json`` up to
+    v5, the tokenizer's ``model_max_length`` in v6 folders; at most 512."""
     config = Path(model_dir) / "sentence_bert_config.json"
-    if config.is_file():
-        return int(json.loads(config.read_text())["max_seq_length"])
+    if config.is_file() and "max_seq_length" in (settings := json.loads(config.read_text())):
+        return int(settings["max_seq_length"])
     return int(min(tokenizer.model_max_length, 512))
 
 
