@@ -9,7 +9,6 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, replace
 
-import numpy as np
 
 from .data import TASKS, DataSource, load_task, sample_per_class, stratified_subset
 from .results import Recorder, measure

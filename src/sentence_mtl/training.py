@@ -429,7 +429,7 @@ class Trainer:
             self._log({"type": "eval", "step": self.state["global_step"], "epoch": self.state["epoch"],
                        "mean_metric": mean, "improved": improved,
                        "loss_weights": self.accelerator.unwrap_model(self.objective).weighting.weights(),
-                       "tasks": {t: {k: v for k, v in m.items()} for t, m in metrics.items()}})
+                       "tasks": metrics})
         patience = self.config.early_stopping_patience
         stop = patience is not None and self.state["evals_without_improvement"] >= patience
         stop = self.accelerator.gather(torch.tensor([float(stop)], device=self.accelerator.device)).max() > 0
