@@ -1,4 +1,4 @@
-"""Content-addressed cache of embeddings: encode a text set with a model once, ever.
+"""Content-addressed cache of embeddings and frozen-layer outputs: compute them once, ever.
 
 The key hashes the model's weights, its pooling/projection settings and the texts, so a
 fine-tuned model or a changed text list can never be served stale vectors. Entries are
@@ -50,3 +50,75 @@ def cached_encode(encoder, texts: list[str], batch_size: int = 64, namespace: st
         with open(tmp, "wb") as f:
             np.save(f, embeddings)
     return embeddings
+
+
+# --------------------------------------------------------------------------- frozen-layer outputs
+
+
+class LayerStates:
+    """Token states of many texts at one layer, stored ragged (no padding) as one float32 array.
+
+    ``batch(idx)`` pads just the rows asked for, so a top-k training step starts from here
+    instead of re-running the frozen lower layers.
+    """
+
+    def __init__(self, states: np.ndarray, lengths: np.ndarray):
+        self.states = states
+        self.lengths = lengths.astype(np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hidden [B, T, H], attention_mask [B, T]) for rows ``idx``, padded to their longest."""
+        idx = np.asarray(idx)
+        longest = int(self.lengths[idx].max())
+        hidden = np.zeros((len(idx), longest, self.states.shape[1]), dtype=np.float32)
+        mask = np.zeros((len(idx), longest), dtype=np.int64)
+        for row, i in enumerate(idx):
+            n = self.lengths[i]
+            hidden[row, :n] = self.states[self.offsets[i]:self.offsets[i] + n]
+            mask[row, :n] = 1
+        return torch.from_numpy(hidden), torch.from_numpy(mask)
+
+
+@torch.inference_mode()
+def _compute_layer_states(encoder, texts: list[str], layer: int, batch_size: int,
+                          show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tqdm.auto import tqdm
+
+    was_training = encoder.training
+    encoder.eval()
+    features = encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_seq_length)
+    lengths = np.array([len(ids) for ids in features["input_ids"]], dtype=np.int64)
+    chunks = []
+    for start in tqdm(range(0, len(texts), batch_size), desc=f"cache layer {layer}",
+                      disable=not show_progress, leave=False):
+        rows = range(start, min(start + batch_size, len(texts)))
+        batch = encoder.tokenizer.pad({k: [features[k][i] for i in rows] for k in features}, return_tensors="pt")
+        hidden = encoder.hidden_states_at(layer, batch["input_ids"], batch["attention_mask"],
+                                          batch.get("token_type_ids"))
+        chunks += [hidden[j, :lengths[i]].float().numpy() for j, i in enumerate(rows)]
+    encoder.train(was_training)
+    return np.concatenate(chunks), lengths
+
+
+def cached_layer_states(encoder, texts: list[str], layer: int, batch_size: int = 64,
+                        show_progress: bool = True, root: Path | None = None) -> LayerStates:
+    """Token states of ``texts`` after ``layer`` frozen blocks, computed once per (model, layer,
+    max length, texts). The key covers every weight, so states of a changed model are never reused."""
+    key_text = f"{model_digest(encoder)}:layer={layer}:{texts_digest(texts)}"
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
+    path = (root or cache_dir()) / "layer_states" / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as saved:
+                return LayerStates(saved["states"], saved["lengths"])
+        except (ValueError, OSError, EOFError, KeyError):  # unreadable entry: recompute it
+            pass
+    states, lengths = _compute_layer_states(encoder, texts, layer, batch_size, show_progress)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, states=states, lengths=lengths)
+    return LayerStates(states, lengths)

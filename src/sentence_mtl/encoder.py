@@ -138,8 +138,9 @@ class SentenceEncoder(nn.Module):
         max_len = max_seq_length or _default_max_seq_length(model_dir, tokenizer)
         max_len = min(max_len, getattr(backbone.config, "max_position_embeddings", max_len))
         torch.manual_seed(seed)
+        # eval mode throughout, so encode() restoring the mode never switches dropout on
         return cls(backbone, tokenizer, pooling, normalize, projection_dim, max_len,
-                   name=str(name_or_path) + (" (random init)" if random_init else ""))
+                   name=str(name_or_path) + (" (random init)" if random_init else "")).eval()
 
     def save_pretrained(self, directory: str | Path) -> None:
         from safetensors.torch import save_file
@@ -207,6 +208,36 @@ class SentenceEncoder(nn.Module):
         kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         return self.pool(hidden.last_hidden_state, attention_mask)
+
+    # ---- split at a layer: what the top-k strategies of notebook 03 train on
+
+    def _layers(self) -> list[nn.Module]:
+        return list(self.backbone.encoder.layer)
+
+    def _attention_mask_4d(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.backbone.config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+
+    def hidden_states_at(self, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Token states after the embeddings and the first ``layer`` transformer blocks
+        (``layer=0``: the embedding output). The blocks above are not run."""
+        hidden = self.backbone.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        mask = self._attention_mask_4d(hidden, attention_mask)
+        for block in self._layers()[:layer]:
+            hidden = block(hidden, mask)
+        return hidden
+
+    def forward_from_layer(self, layer: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence embedding from token states at ``layer``: runs blocks ``layer..L-1``,
+        then pooling, projection and norm. ``forward_from_layer(l, hidden_states_at(l, x)) ==
+        forward(x)`` (tests/test_strategies.py)."""
+        mask = self._attention_mask_4d(hidden, attention_mask)
+        for block in self._layers()[layer:]:
+            hidden = block(hidden, mask)
+        return self.pool(hidden, attention_mask)
 
     def tokenize(self, texts: list[str], padding: bool | str = True):
         return self.tokenizer(list(texts), padding=padding, truncation=True,

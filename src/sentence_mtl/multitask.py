@@ -110,7 +110,15 @@ class MultiTaskModel(nn.Module):
         return list(self.encoder.backbone.encoder.layer)
 
     def set_trainable(self, part: str, trainable: bool) -> "MultiTaskModel":
-        """``part``: 'encoder', 'embeddings', 'layer.<i>', 'top.<k>', 'heads' or 'head.<task>'."""
+        """``part``: 'encoder', 'embeddings', 'layer.<i>', 'top.<k>', 'heads', 'head.<task>' or
+        'lora' (the LoRA adapter weights that ``peft.inject_adapter_in_model`` added)."""
+        if part == "lora":
+            adapters = [p for name, p in self.encoder.named_parameters() if "lora_" in name]
+            if not adapters:
+                raise ValueError("part 'lora': this model has no LoRA adapters; inject them first.")
+            for p in adapters:
+                p.requires_grad_(trainable)
+            return self
         if part == "encoder":
             modules = [self.encoder]
         elif part == "embeddings":
@@ -125,7 +133,8 @@ class MultiTaskModel(nn.Module):
         elif part.startswith("head."):
             modules = [self.heads[part.split(".", 1)[1]]]
         else:
-            raise ValueError(f"Unknown part {part!r}: use encoder, embeddings, layer.<i>, top.<k>, heads, head.<task>.")
+            raise ValueError(f"Unknown part {part!r}: use encoder, embeddings, layer.<i>, top.<k>, heads, "
+                             "head.<task> or lora.")
         for module in modules:
             for p in module.parameters():
                 p.requires_grad_(trainable)

@@ -178,3 +178,51 @@ def confusion_matrices(matrices: dict[str, tuple[np.ndarray, tuple[str, ...]]], 
     fig.suptitle(title)
     fig.tight_layout()
     return save(fig, name, figures_dir)
+
+
+def cost_vs_quality(records: list[dict], tasks: list[str], n_per_class: int, title: str,
+                    name=None, figures_dir=None):
+    """Training seconds (log scale) against the test metric at one data size, one point per
+    strategy (mean over seeds, bars = std), one panel per task."""
+    df = pd.DataFrame([r for r in records if r.get("n_per_class") == n_per_class and not r.get("stage")])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 4.0), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = df[df.task == task]
+        stats = sub.groupby("strategy", sort=False).agg(
+            seconds=("train_seconds", "mean"), mean=("value", "mean"), std=("value", "std")).fillna(0)
+        for i, (strategy, row) in enumerate(stats.iterrows()):
+            ax.errorbar(max(row.seconds, 1e-3), row["mean"], yerr=row["std"], fmt="o", capsize=3,
+                        color=PALETTE[i % len(PALETTE)], label=strategy)
+            ax.annotate(strategy, (max(row.seconds, 1e-3), row["mean"]), textcoords="offset points",
+                        xytext=(5, 3), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("training seconds (2 CPU cores, log scale)")
+        ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
+        ax.set_title(f"{task}, {n_per_class} examples per class")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)
+
+
+def forgetting_chart(table: pd.DataFrame, title: str, name=None, figures_dir=None):
+    """Topic metric after stage 1 and after stage 2 per sequential variant (mean +/- std over
+    seeds); the drop between the two bars is what the topic task forgot."""
+    stats = table.groupby("strategy", sort=False)[["after_topic", "after_sentiment", "forgetting"]].agg(["mean", "std"])
+    stats = stats.fillna(0)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    x = np.arange(len(stats))
+    for offset, stage, label in ((-0.2, "after_topic", "topic after stage 1 (topic)"),
+                                 (0.2, "after_sentiment", "topic after stage 2 (+ sentiment)")):
+        ax.bar(x + offset, stats[(stage, "mean")], 0.4, yerr=stats[(stage, "std")], capsize=4, label=label,
+               color=PALETTE[0] if offset < 0 else PALETTE[1], alpha=0.85)
+    for i, (mean, std) in enumerate(zip(stats[("forgetting", "mean")], stats[("forgetting", "std")])):
+        ax.annotate(f"forgot {100 * mean:.1f} ± {100 * std:.1f} pts", (i, stats[("after_topic", "mean")].iloc[i]),
+                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    ax.set_xticks(x, [s.replace("sequential_", "") for s in stats.index])
+    ax.set_ylabel("topic accuracy (test subset)")
+    low = float(np.nanmin(stats[("after_sentiment", "mean")] - stats[("after_sentiment", "std")]))
+    ax.set_ylim(max(0, low - 0.1), 1.0)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)

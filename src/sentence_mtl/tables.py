@@ -64,6 +64,52 @@ def embeddings_tables(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def freezing_tables(records: list[dict]) -> str:
+    """Notebook 03: every strategy by data size per task, the cache speed-ups, the forgetting."""
+    lines = ["### Task 3: what to freeze (`results/03_freezing_strategies.json`)"]
+    compared = [r for r in records if r["task"] in ("topic", "sentiment") and not r.get("stage")]
+    n_test = {}
+    for r in compared:
+        n_test.setdefault(r["task"], set()).add(r["n_test"])
+    lines += ["", "Test metric by labelled examples per class (0: zero-shot), mean ± std over seeds. Frozen "
+              "strategies (zero_shot, nearest_centroid, frozen_backbone) are scored on the full test sets, the "
+              "others on fixed stratified subsets (" + ", ".join(
+                  f"{t}: {min(v):,} items" for t, v in n_test.items()) + "). `train s`: median training seconds "
+              "at 32 per class (2 CPU cores)."]
+    for task, metric in (("topic", "accuracy"), ("sentiment", "macro recall")):
+        rows = [r for r in compared if r["task"] == task]
+        if not rows:
+            continue
+        table = summarize(rows)
+        table["cell"] = [_pct(m, s, n) for m, s, n in zip(table["mean"], table["std"], table["seeds"])]
+        wide = table.pivot(index="strategy", columns="n_per_class", values="cell")
+        sizes = sorted(wide.columns, key=lambda k: (k == "all", k if k != "all" else 0))
+        order = list(dict.fromkeys(r["strategy"] for r in rows))
+        lines += ["", f"{task} ({metric}):", "",
+                  "| strategy | " + " | ".join(str(k) for k in sizes) + " | trainable params | train s |",
+                  "|---|" + "---|" * (len(sizes) + 2)]
+        for strategy in order:
+            runs = [r for r in rows if r["strategy"] == strategy]
+            at32 = sorted(r["train_seconds"] for r in runs if r["n_per_class"] == 32)
+            seconds = f"{at32[len(at32) // 2]:.1f}" if at32 else "–"
+            cells = [wide.loc[strategy].get(k) if isinstance(wide.loc[strategy].get(k), str) else "–" for k in sizes]
+            lines.append(f"| {strategy} | " + " | ".join(cells) +
+                         f" | {max(r['trainable_params'] for r in runs):,} | {seconds} |")
+    speed = [r for r in records if r["task"] == "cache_benchmark"]
+    if speed:
+        lines += ["", "What the cache buys (`benchmarks/cache_speedup.py`, same texts, same run): " + "; ".join(
+            f"{r['strategy']} {r['value']:.1f}x (target ≥ {r['target']:g}x)" for r in speed) + "."]
+    staged = [r for r in records if r.get("stage") and r["task"] == "topic"]
+    if staged:
+        from .freezing_study import forgetting
+
+        forgot = forgetting(records).groupby("strategy")["forgetting"].agg(["mean", "std"])
+        lines += ["", "One head frozen, in sequence (topic, then sentiment with the topic head frozen): topic accuracy "
+                      "points forgotten, mean ± std over seeds: " + "; ".join(
+                          f"{s.replace('sequential_', '')} {100 * m:.1f} ± {100 * sd:.1f}" for s, (m, sd) in forgot.iterrows()) + "."]
+    return "\n".join(lines)
+
+
 TARGETS = {"topic": 0.91, "sentiment": 0.68}  # the saved model's targets in the standard profile
 
 
@@ -116,7 +162,8 @@ def retrieval_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = (("01_sentence_embeddings", embeddings_tables), ("04_training_loop", training_loop_tables),
+SECTIONS = (("01_sentence_embeddings", embeddings_tables), ("03_freezing_strategies", freezing_tables),
+            ("04_training_loop", training_loop_tables),
             ("train_multitask", trained_model_table), ("05_retrieval_finetuning", retrieval_table))
 
 

@@ -1,0 +1,92 @@
+"""Freezing and transfer strategies as small declarative objects (notebook 03).
+
+A strategy says *what* trains and *how*; ``freezing_study`` does the running. Four kinds:
+
+- ``no_training``: the whole network frozen, nothing learned by gradient (zero-shot by label
+  descriptions, nearest class centroid).
+- ``frozen_encoder``: backbone frozen, heads trained on cached sentence embeddings.
+- ``cached_top_k``: the top k blocks and the heads train on cached outputs of the frozen lower
+  blocks (``cache.cached_layer_states``), so the lower blocks never run during training.
+- ``finetune``: tokens in, backbone parts trainable per phase; covers full fine-tuning,
+  gradual unfreezing, layer-wise learning-rate decay and LoRA.
+
+Part names are those of ``MultiTaskModel.set_trainable``: ``encoder``, ``top.<k>``, ``heads``,
+``head.<task>``; ``lora`` means the LoRA adapter weights only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Parts trainable for a share of the training steps."""
+
+    trainable: tuple[str, ...]
+    share: float = 1.0
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    kind: str  # no_training | frozen_encoder | cached_top_k | finetune
+    phases: tuple[Phase, ...] = ()
+    top_k: int | None = None  # cached_top_k: blocks trained above the cache
+    layer_decay: float | None = None  # lr(block l) = encoder_lr * decay ** (L - 1 - l)
+    lora: LoraSettings | None = None
+    encoder_lr: float = 1e-4
+    head_lr: float = 2e-3
+    summary: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def trains_encoder(self) -> bool:
+        return self.kind in ("cached_top_k", "finetune")
+
+
+def gradual_unfreezing_phases(n_phases: int = 4) -> tuple[Phase, ...]:
+    """ULMFiT's schedule: the heads alone, then the top block too, then one more block per phase."""
+    phases = [Phase(("heads",), 1 / n_phases)]
+    phases += [Phase(("heads", f"top.{k}"), 1 / n_phases) for k in range(1, n_phases)]
+    return tuple(phases)
+
+
+ULMFIT_DECAY = 1 / 2.6  # Howard & Ruder 2018: lr of layer l-1 = lr of layer l / 2.6
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
+    Strategy("zero_shot", "no_training",
+             summary="whole network frozen; cosine similarity to a description of each label"),
+    Strategy("nearest_centroid", "no_training",
+             summary="whole network frozen; cosine similarity to the mean embedding of each class"),
+    Strategy("frozen_backbone", "frozen_encoder", phases=(Phase(("heads",)),),
+             summary="backbone frozen; heads trained on cached sentence embeddings"),
+    Strategy("top1_unfrozen", "cached_top_k", phases=(Phase(("heads", "top.1")),), top_k=1,
+             summary="top block + heads trained on cached outputs of the 5 frozen blocks below"),
+    Strategy("top2_unfrozen", "cached_top_k", phases=(Phase(("heads", "top.2")),), top_k=2,
+             summary="top 2 blocks + heads trained on cached outputs of the 4 frozen blocks below"),
+    Strategy("full_finetune", "finetune", phases=(Phase(("heads", "encoder")),),
+             summary="every weight trained"),
+    Strategy("gradual_unfreezing", "finetune", phases=gradual_unfreezing_phases(4),
+             summary="heads, then + top block, then one more block per phase (ULMFiT)"),
+    Strategy("llrd_0.95", "finetune", phases=(Phase(("heads", "encoder")),), layer_decay=0.95,
+             summary="all weights; lr of block l = lr_top x 0.95^(L-1-l)"),
+    Strategy("llrd_2.6", "finetune", phases=(Phase(("heads", "encoder")),), layer_decay=ULMFIT_DECAY,
+             summary="all weights; lr of block l = lr_top / 2.6^(L-1-l) (ULMFiT)"),
+    Strategy("lora", "finetune", phases=(Phase(("heads", "lora")),), lora=LoraSettings(), encoder_lr=1e-3,
+             summary="backbone frozen; rank-8 LoRA adapters on every linear layer + heads (peft)"),
+]}
+
+
+def get(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[name]
