@@ -10,9 +10,12 @@ export SENTENCE_MTL_DATA ?= $(abspath ../shared/data)
 endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
+# The notebooks `make reproduce` runs, in order; a missing one is reported, never skipped silently.
+NOTEBOOK_STEMS := 01_sentence_embeddings 02_multitask_heads 03_freezing_strategies 04_training_loop \
+	05_retrieval_finetuning
+NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb) $(patsubst %,notebooks/%.ipynb,$(NOTEBOOK_STEMS)))
 
-.PHONY: setup test unit nbtest reproduce notebooks data benchmark train retrieval serve clean
+.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train retrieval serve clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,16 +36,37 @@ unit: setup
 nbtest: setup
 	SENTENCE_MTL_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks -q -p no:cacheprovider
 
-reproduce: setup notebooks  ## run notebooks 01-05 in order, standard profile, in place
+# Every step runs every time (all targets are phony: nothing is skipped as "up to date"); the
+# embedding cache in .cache/ only saves recomputing identical vectors inside the notebooks.
+reproduce:  ## set up, run notebooks 01-05 in order (standard profile, in place), update README, build report.pdf
+	@set -e; start=$$(date +%s); \
+	$(MAKE) --no-print-directory setup; \
+	$(MAKE) --no-print-directory notebooks; \
+	echo "==> [$$(date +%H:%M:%S)] updating the README results block"; \
+	$(PY) tools/update_readme.py; \
+	echo "==> [$$(date +%H:%M:%S)] building report/data.json and report.pdf"; \
+	$(PY) -m sentence_mtl.report; \
+	total=$$(( $$(date +%s) - start )); \
+	echo "==> make reproduce finished in $$(( total / 60 )) min $$(( total % 60 )) s"
 
-notebooks: setup
-	@for nb in $(NOTEBOOKS); do \
-		echo "==> [$$(date +%H:%M:%S)] executing $$nb (standard profile)"; \
+notebooks: setup  ## execute every notebook in place, standard profile
+	@missing=0; i=0; n=$(words $(NOTEBOOKS)); \
+	for nb in $(NOTEBOOKS); do \
+		i=$$((i + 1)); \
+		if [ ! -f "$$nb" ]; then \
+			echo "==> [$$(date +%H:%M:%S)] ($$i/$$n) MISSING $$nb: not written yet, nothing to execute"; \
+			missing=$$((missing + 1)); continue; \
+		fi; \
+		echo "==> [$$(date +%H:%M:%S)] ($$i/$$n) executing $$nb (standard profile)"; \
 		start=$$(date +%s); \
 		SENTENCE_MTL_PROFILE=standard $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
 		echo "    done in $$(( $$(date +%s) - start )) s"; \
-	done
+	done; \
+	if [ $$missing -gt 0 ]; then echo "==> WARNING: $$missing of $$n notebooks missing (see MISSING above)"; fi
+
+report: setup  ## rebuild report/data.json and report.pdf from results/*.json and figures/*.png
+	$(PY) -m sentence_mtl.report
 
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py

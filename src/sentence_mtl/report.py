@@ -1,0 +1,539 @@
+"""The report: ``report.pdf`` built from ``results/*.json`` and ``figures/*.png``.
+
+``build`` reads every results file, summarises it (mean, std and number of seeds per group,
+with ``results.summarize``), writes the summaries to ``report/data.json`` and compiles
+``report/report.typ`` (Typst) into ``report.pdf``. The Typst source types no result: every
+number it prints comes from ``data.json``, and so from the result records, except the
+published reference values, which come from ``references.PUBLISHED`` through the same file.
+
+Each summarised number in ``data.json`` is a *cell*: ``{"mean", "std", "seeds", "text",
+"source": {"file", "where"}}``, where ``where`` selects the records it summarises, so that
+``tests/test_report.py`` can recompute every cell from the records and find its text in the PDF.
+
+    python -m sentence_mtl.report [--results results] [--figures figures] [--output report.pdf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from .config import REPO_ROOT
+from .io import atomic_path, write_json
+from .references import PUBLISHED
+from .results import summarize
+from .tables import TARGETS, _pct
+
+REPORT_DIR = REPO_ROOT / "report"
+TYPST_SOURCE = REPORT_DIR / "report.typ"
+DATA_JSON = REPORT_DIR / "data.json"
+DEFAULT_PDF = REPO_ROOT / "report.pdf"
+
+STEMS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies", "04_training_loop",
+         "train_multitask", "05_retrieval_finetuning")
+RECORD_KEYS = ("experiment", "task", "strategy", "metric", "value")
+
+# Facts about the data (not results): from ../shared/data/*/PROVENANCE.md, as summarised in
+# data/README.md; tests/test_report.py checks each one is stated there.
+DATA_FACTS = {
+    "ag_news_classes": 4,
+    "tweeteval_classes": 3,
+    "ag_news_train_rows": 23971,
+    "ag_news_canonical_train_rows": 120000,
+    "ag_news_val_rows": 1198,
+    "ag_news_test_rows": 7600,
+    "tweeteval_train_rows": 47453,
+    "tweeteval_published_train_rows": 45615,
+    "tweeteval_test_rows": 12284,
+}
+FULL_TEST = {"ag_news": DATA_FACTS["ag_news_test_rows"], "tweeteval_sentiment": DATA_FACTS["tweeteval_test_rows"]}
+MODEL = {"name": "sentence-transformers/all-MiniLM-L6-v2", "layers": 6, "dim": 384}
+HARDWARE = "2 CPU cores, no GPU"
+
+# Bibliography keys (report/references.bib) for each published number of references.PUBLISHED.
+CITATIONS = {
+    "stsb_minilm_spearman": ["reimers2019", "cer2017"],
+    "ag_news_8_setfit_minilm": ["tunstall2022", "zhang2015"],
+    "ag_news_8_mpnet_logreg": ["tunstall2022"],
+    "ag_news_64_mpnet_logreg": ["tunstall2022"],
+    "ag_news_64_setfit_mpnet": ["tunstall2022"],
+    "ag_news_64_roberta_large": ["tunstall2022"],
+    "ag_news_full_distilbert": ["sanh2019", "zhang2015"],
+    "ag_news_full_roberta_large": ["liu2019", "zhang2015"],
+    "ag_news_full_xlnet_large": ["yang2019"],
+    "tweeteval_svm": ["barbieri2020"],
+    "tweeteval_fasttext": ["barbieri2020"],
+    "tweeteval_roberta_base": ["barbieri2020"],
+    "tweeteval_bertweet": ["nguyen2020", "barbieri2020"],
+    "tweeteval_timelms": ["loureiro2022"],
+    "scifact_bm25_ndcg10": ["thakur2021", "wadden2020"],
+}
+# Published numbers whose primary source is not named in references.PUBLISHED (model papers cited).
+UNTRACED = ("ag_news_full_distilbert", "ag_news_full_roberta_large")
+
+STRATEGIES_03 = ("zero_shot", "nearest_centroid", "frozen_backbone", "top1_unfrozen", "top2_unfrozen",
+                 "full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6", "lora", "setfit",
+                 "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
+STRATEGY_NOTES = {
+    "zero_shot": "no training; cosine similarity to a description of each label",
+    "nearest_centroid": "no training; cosine similarity to each class's mean embedding",
+    "frozen_backbone": "backbone frozen, heads trained on cached sentence embeddings",
+    "top1_unfrozen": "top block and heads trained on cached outputs of the frozen blocks below",
+    "top2_unfrozen": "top two blocks and heads trained on cached outputs of the blocks below",
+    "full_finetune": "every weight trained",
+    "gradual_unfreezing": "heads first, then one more block per phase (ULMFiT)",
+    "llrd_0.95": "every weight; learning rate decays by layer, factor 0.95",
+    "llrd_2.6": "every weight; learning rate divided by 2.6 per layer down (ULMFiT)",
+    "lora": "backbone frozen; LoRA adapters on its linear layers, and heads",
+    "setfit": "contrastive fine-tuning on pairs, then a classifier (SetFit)",
+    "sequential_frozen_backbone": "topic first; then sentiment head, backbone frozen",
+    "sequential_trainable_backbone": "topic first; then sentiment head and backbone",
+    "sequential_lora": "topic first; then sentiment head and LoRA adapters",
+}
+TASK_METRIC = {"topic": "accuracy", "sentiment": "macro recall"}
+
+FIGURE_CAPTIONS = {
+    "01_stsb_pooling": "STS-B test: Spearman correlation of cosine similarity by encoder and pooling.",
+    "01_linear_probe_learning_curves": "Linear probes on frozen sentence vectors against TF-IDF, by training examples per class (mean and spread over seeds).",
+    "01_ag_news_projections": "AG News test sentences, projected to two dimensions, coloured by topic.",
+    "01_similarity_heatmap": "Cosine similarities between example sentences (mean pooling).",
+    "01_throughput": "Encoding throughput on the same texts: sentence-transformers, ours in fp32 and in int8.",
+    "04_training_curves": "One multi-task run: training loss per task and validation metrics by step.",
+    "04_sampling_weighting": "Task sampling and loss weighting: test metrics per configuration over seeds.",
+    "04_multitask_vs_single": "Multi-task against single-task models at equal compute.",
+    "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets).",
+    "05_length_distribution": "SciFact: token lengths of claims and abstracts.",
+    "05_scifact_ndcg": "SciFact test NDCG@10: BM25, the pretrained encoder and the fine-tuned encoders.",
+}
+
+
+class ReportError(RuntimeError):
+    """A results file or folder the report needs is missing or malformed; says which and the fix."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_results(results_dir: str | Path) -> dict[str, list[dict] | None]:
+    """Every known results file as a list of records (None when absent); a clear error when unusable."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"Results folder {results_dir} does not exist. Run `make reproduce` "
+                          "(or the notebooks) to write results/*.json, or pass --results DIR.")
+    loaded = {}
+    for stem in STEMS:
+        path = results_dir / f"{stem}.json"
+        if not path.is_file():
+            loaded[stem] = None
+            continue
+        try:
+            records = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ReportError(f"{path} is not valid JSON ({e}). Re-run the notebook that writes it "
+                              "or restore it with git.") from e
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ReportError(f"{path} must be a JSON list of records (objects), as in DESIGN.md.")
+        for i, record in enumerate(records):
+            missing = [k for k in RECORD_KEYS if k not in record]
+            if missing:
+                raise ReportError(f"{path}, record {i}: missing keys {missing}. Every record needs "
+                                  f"{list(RECORD_KEYS)} (DESIGN.md, 'Result records').")
+            if not isinstance(record["value"], (int, float)) or isinstance(record["value"], bool):
+                raise ReportError(f"{path}, record {i}: value {record['value']!r} is not a number.")
+        loaded[stem] = records or None
+    if not any(loaded.values()):
+        raise ReportError(f"No results in {results_dir}: expected some of "
+                          f"{[s + '.json' for s in STEMS]}. Run `make reproduce` first.")
+    return loaded
+
+
+def matches(record: dict, where: dict) -> bool:
+    """Whether a record belongs to a cell (a missing key counts as None, so ``stage: None``
+    selects the records that have no stage)."""
+    return all(record.get(k) == v for k, v in where.items())
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def cell(records: list[dict], file: str, where: dict, scale: float = 100.0) -> dict | None:
+    """Mean, std and number of seeds of the records selected by ``where``; None if none."""
+    chosen = [r for r in records if matches(r, where)]
+    if not chosen:
+        return None
+    row = summarize(chosen, by=("metric",)).iloc[0]
+    mean, seeds = float(row["mean"]), int(row["seeds"])
+    std = None if seeds < 2 or math.isnan(row["std"]) else float(row["std"])
+    text = _pct(mean, std, seeds) if scale == 100.0 else f"{mean:.0f}"
+    n_test = sorted({r["n_test"] for r in chosen if r.get("n_test") is not None})
+    return {"mean": mean, "std": std, "seeds": seeds, "text": text,
+            "n_test": n_test[0] if len(n_test) == 1 else n_test or None,
+            "source": {"file": file, "where": where}}
+
+
+def size_label(k) -> str:
+    return "all" if k is None else str(k)
+
+
+def count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def published(key: str) -> dict:
+    value, source = PUBLISHED[key]
+    text = f"{100 * value:.2f}"
+    text = text[:-1] if text.endswith("0") else text  # 88.0, 83.1, 82.03, 95.55: as published
+    return {"key": key, "value": value, "text": text, "source": source,
+            "cite": CITATIONS.get(key, []), "untraced": key in UNTRACED}
+
+
+def _ordered(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _sizes(records) -> list:
+    sizes = set(r["n_per_class"] for r in records)
+    return sorted((s for s in sizes if s is not None)) + ([None] if None in sizes else [])
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def task1(records: list[dict]) -> dict:
+    file = "01_sentence_embeddings"
+    sts = [{"encoder": s, "cell": cell(records, file, {"task": "sts", "strategy": s})}
+           for s in _ordered(r["strategy"] for r in records if r["task"] == "sts")]
+    parity = next((r for r in records if r["task"] == "parity"), None)
+    probe_records = [r for r in records if r["task"] in ("topic", "sentiment")]
+    sizes = _sizes(probe_records)
+    probes = []
+    for task in _ordered(r["task"] for r in probe_records):
+        for strategy in _ordered(r["strategy"] for r in probe_records if r["task"] == task):
+            probes.append({"task": task, "features": strategy, "cells": [
+                cell(records, file, {"task": task, "strategy": strategy, "n_per_class": k}) for k in sizes]})
+    n_test = {t: next(r["n_test"] for r in probe_records if r["task"] == t) for t in
+              _ordered(r["task"] for r in probe_records)}
+    speed = [{"encoder": r["strategy"], "cell": cell(records, file, {"task": "throughput", "strategy": r["strategy"]},
+                                                     scale=1.0),
+              "ratio": f"{r['ratio_vs_sentence_transformers']:.2f}x" if "ratio_vs_sentence_transformers" in r else "–"}
+             for r in records if r["task"] == "throughput"]
+    sts_pairs = next((r["n_test"] for r in records if r["task"] == "sts"), None)
+    best = max(sts, key=lambda row: row["cell"]["mean"]) if sts else None
+    comparisons = []
+    for task, k, strategy, keys in (("topic", 8, "frozen_minilm_logreg", ["ag_news_8_mpnet_logreg", "ag_news_8_setfit_minilm"]),
+                                    ("topic", 64, "frozen_minilm_logreg", ["ag_news_64_mpnet_logreg", "ag_news_64_setfit_mpnet",
+                                                                           "ag_news_64_roberta_large"]),
+                                    ("sentiment", None, "frozen_minilm_logreg", ["tweeteval_svm", "tweeteval_fasttext"])):
+        ours = cell(records, file, {"task": task, "strategy": strategy, "n_per_class": k})
+        if ours:
+            size = "whole training set" if k is None else f"{k} per class"
+            comparisons.append({"what": f"{'AG News' if task == 'topic' else 'TweetEval'}, {size}",
+                                "ours": ours, "ours_label": "frozen all-MiniLM-L6-v2 + logistic regression",
+                                "published": [published(key) for key in keys]})
+    return {"file": f"results/{file}.json", "sts": sts, "sts_pairs": count(sts_pairs),
+            "sts_best": best["encoder"] if best else None,
+            "parity": {"text": f"{parity['value']:.1e}", "value": parity["value"], "n": count(parity["n_test"])}
+            if parity else None,
+            "probe_sizes": [size_label(k) for k in sizes], "probes": probes,
+            "probe_n_test": {t: count(n) for t, n in n_test.items()},
+            "throughput": speed, "comparisons": comparisons,
+            "published_sts": published("stsb_minilm_spearman")}
+
+
+def task2(records: list[dict]) -> dict:
+    file = "02_multitask_heads"
+    rows = []
+    for strategy in _ordered(r["strategy"] for r in records):
+        for task in _ordered(r["task"] for r in records if r["strategy"] == strategy):
+            chosen = [r for r in records if r["strategy"] == strategy and r["task"] == task]
+            first = chosen[0]
+            rows.append({"strategy": strategy, "task": task, "dataset": first.get("dataset", "?"),
+                         "metric": first["metric"].replace("_", " "),
+                         "cell": cell(records, file, {"strategy": strategy, "task": task}),
+                         "chance": _pct(first["chance"]) if "chance" in first else "–",
+                         "n_test": count(first.get("n_test", "?")),
+                         "n_train": count(first["n_train"]) if "n_train" in first else "–"})
+    return {"file": f"results/{file}.json", "rows": rows}
+
+
+def task3(records: list[dict] | None) -> dict | None:
+    if not records:
+        return None
+    file = "03_freezing_strategies"
+    strategies = [s for s in STRATEGIES_03 if any(r["strategy"] == s for r in records)]
+    strategies += [s for s in _ordered(r["strategy"] for r in records) if s not in strategies]
+    sizes = _sizes([r for r in records if r["strategy"] != "zero_shot" and r["n_per_class"] != 0])
+
+    def final(strategy: str, task: str, k) -> dict | None:
+        """A strategy's final model: sequential variants after both stages, others as recorded."""
+        where = {"task": task, "strategy": strategy, "n_per_class": k,
+                 "stage": "after_sentiment" if strategy.startswith("sequential_") else None}
+        return cell(records, file, where)
+
+    tables = []
+    for task in ("topic", "sentiment"):
+        if not any(r["task"] == task for r in records):
+            continue
+        rows = []
+        for strategy in strategies:
+            if strategy == "zero_shot":
+                continue
+            cells = [final(strategy, task, k) for k in sizes]
+            if any(cells):
+                n_tests = sorted({r["n_test"] for r in records if r["strategy"] == strategy and r["task"] == task
+                                  and r.get("n_test")})
+                rows.append({"strategy": strategy, "cells": cells,
+                             "n_test": " / ".join(count(n) for n in n_tests) or "?"})
+        zero = cell(records, file, {"task": task, "strategy": "zero_shot"})
+        tables.append({"task": task, "metric": TASK_METRIC[task], "rows": rows, "zero_shot": zero})
+
+    recommendations = []
+    for k in sizes:
+        for task in ("topic", "sentiment"):
+            ranked = sorted(((c, s) for s in strategies if s != "zero_shot" and (c := final(s, task, k))),
+                            key=lambda pair: -pair[0]["mean"])
+            if not ranked:
+                continue
+            (best, name), runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+            seconds = [r["train_seconds"] for r in records if matches(r, best["source"]["where"])]
+            recommendations.append({
+                "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": name, "cell": best,
+                "n_test": count(best["n_test"]), "train_seconds": f"{_mean(seconds):.0f}",
+                "runner_up": runner[1] if runner else "–",
+                "gap": f"{100 * (best['mean'] - runner[0]['mean']):.1f}" if runner else "–",
+                "candidates": len(ranked)})
+
+    costs = []
+    for strategy in strategies:
+        chosen = [r for r in records if r["strategy"] == strategy and r.get("stage") != "after_topic"]
+        if not chosen:
+            continue
+        by_size = []
+        for k in sizes:
+            at = [r for r in chosen if r["n_per_class"] == k]
+            by_size.append(f"{_mean(r['train_seconds'] for r in at):.0f}" if at else "–")
+        params = max(int(r.get("trainable_params") or 0) for r in chosen)
+        memory = max(float(r.get("peak_memory_mb") or 0.0) for r in chosen)
+        costs.append({"strategy": strategy, "note": STRATEGY_NOTES.get(strategy, ""),
+                      "trainable_params": count(params), "peak_memory_mb": f"{memory:.0f}",
+                      "seconds": by_size})
+
+    forgetting = []
+    for strategy in [s for s in strategies if s.startswith("sequential_")]:
+        for k in sizes:
+            where = {"task": "topic", "strategy": strategy, "n_per_class": k}
+            before = cell(records, file, {**where, "stage": "after_topic"})
+            after = cell(records, file, {**where, "stage": "after_sentiment"})
+            if not (before and after):
+                continue
+            pairs = {}
+            for r in records:
+                if matches(r, where) and r.get("stage") in ("after_topic", "after_sentiment"):
+                    pairs.setdefault(r["seed"], {})[r["stage"]] = r["value"]
+            drops = [p["after_topic"] - p["after_sentiment"] for p in pairs.values() if len(p) == 2]
+            mean = _mean(drops)
+            std = (sum((d - mean) ** 2 for d in drops) / (len(drops) - 1)) ** 0.5 if len(drops) > 1 else None
+            forgetting.append({"strategy": strategy, "size": size_label(k), "after_topic": before,
+                               "after_sentiment": after,
+                               "sentiment": final(strategy, "sentiment", k),
+                               "forgetting": {"mean": mean, "std": std, "seeds": len(drops),
+                                              "text": _pct(mean, std, len(drops))}})
+    seeds = sorted({r["seed"] for r in records if r["strategy"] != "zero_shot"})
+    return {"file": f"results/{file}.json", "sizes": [size_label(k) for k in sizes], "tables": tables,
+            "recommendations": recommendations, "costs": costs, "forgetting": forgetting,
+            "seeds": len(seeds), "notes": [{"strategy": s, "note": STRATEGY_NOTES.get(s, "")} for s in strategies]}
+
+
+def task4(records: list[dict]) -> dict:
+    file = "04_training_loop"
+    trained = [r for r in records if r["task"] in ("topic", "sentiment")]
+    rows = []
+    for strategy in _ordered(r["strategy"] for r in trained):
+        runs = [r for r in trained if r["strategy"] == strategy]
+        rows.append({"strategy": strategy,
+                     "topic": cell(records, file, {"strategy": strategy, "task": "topic"}),
+                     "sentiment": cell(records, file, {"strategy": strategy, "task": "sentiment"}),
+                     "train_seconds": f"{_mean(r['train_seconds'] for r in runs):.0f}",
+                     "trainable_params": count(max(int(r.get("trainable_params") or 0) for r in runs))})
+    n_test = {t: count(next(r["n_test"] for r in trained if r["task"] == t)) for t in ("topic", "sentiment")
+              if any(r["task"] == t for r in trained)}
+    sizes = {t: count(next(r["n_per_class"] for r in trained if r["task"] == t)) for t in ("topic", "sentiment")
+             if any(r["task"] == t for r in trained)}
+    return {"file": f"results/{file}.json", "rows": rows, "n_test": n_test, "n_per_class": sizes}
+
+
+def trained_model(records: list[dict]) -> dict:
+    file = "train_multitask"
+    rows = []
+    for r in records:
+        target = TARGETS.get(r["task"])
+        rows.append({"task": r["task"], "metric": r["metric"].replace("_", " "), "n_test": count(r.get("n_test", "?")),
+                     "cell": cell(records, file, {"task": r["task"], "metric": r["metric"]}),
+                     "target": _pct(target) if target else "–",
+                     "reached": "yes" if target and r["value"] >= target else "no",
+                     "minutes": f"{r['train_seconds'] / 60:.0f}" if r.get("train_seconds") else "?",
+                     "train_examples": count(sum((r.get("train_examples") or {}).values()))
+                     if r.get("train_examples") else "?"})
+    compare = {"topic": ["ag_news_full_distilbert", "ag_news_full_roberta_large", "ag_news_full_xlnet_large"],
+               "sentiment": ["tweeteval_svm", "tweeteval_fasttext", "tweeteval_roberta_base", "tweeteval_bertweet",
+                             "tweeteval_timelms"]}
+    comparisons = [{"task": row["task"], "ours": row["cell"], "published": [published(k) for k in compare[row["task"]]]}
+                   for row in rows if row["task"] in compare]
+    return {"file": f"results/{file}.json", "rows": rows, "comparisons": comparisons}
+
+
+def retrieval(records: list[dict]) -> dict:
+    file = "05_retrieval_finetuning"
+    metrics = _ordered(r["metric"] for r in records)
+    rows = [{"model": s, "cells": [cell(records, file, {"strategy": s, "metric": m}) for m in metrics]}
+            for s in _ordered(r["strategy"] for r in records)]
+    by = {row["model"]: dict(zip(metrics, row["cells"])) for row in rows}
+    gains = {}
+    if "ndcg@10" in metrics and "finetuned_mnrl" in by:
+        ft = by["finetuned_mnrl"]["ndcg@10"]["mean"]
+        for base in ("pretrained", "bm25"):
+            if base in by and by[base]["ndcg@10"]:
+                gains[base] = f"{100 * (ft - by[base]['ndcg@10']['mean']):+.1f}"
+    config = records[0].get("config")
+    docs = config.get("n_documents") if isinstance(config, dict) else None
+    train_seconds = [r["train_seconds"] for r in records if r["strategy"] == "finetuned_mnrl" and r["metric"] == metrics[0]]
+    return {"file": f"results/{file}.json", "metrics": metrics, "rows": rows, "gains": gains,
+            "n_queries": count(records[0].get("n_test", "?")), "n_documents": count(docs) if docs else "?",
+            "finetune_seconds": f"{_mean(train_seconds):.0f}" if train_seconds else "?",
+            "published_bm25": published("scifact_bm25_ndcg10")}
+
+
+def subsets(results: dict[str, list[dict] | None]) -> list[dict]:
+    """Records scored on fewer test items than the full official test set (limitations)."""
+    seen = {}
+    for stem, records in results.items():
+        for r in records or []:
+            full = FULL_TEST.get(r.get("dataset"))
+            n = r.get("n_test")
+            if full and isinstance(n, int) and n < full:
+                key = (stem, r["dataset"], n)
+                seen.setdefault(key, set()).add(r["strategy"])
+    return [{"file": f"results/{stem}.json", "dataset": dataset, "n_test": count(n), "full": count(FULL_TEST[dataset]),
+             "strategies": ", ".join(sorted(strategies))} for (stem, dataset, n), strategies in seen.items()]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (no image library needed)."""
+    header = path.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ReportError(f"{path} is not a PNG file. Re-run the notebook that writes it.")
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def figures(figures_dir: Path, root: Path) -> dict[str, list[dict]]:
+    """figures/<prefix>_*.png per notebook, with a caption and a width (% of the text width):
+    wide multi-panel figures use the whole width, single plots about two thirds of it."""
+    found = {}
+    for prefix in ("01", "02", "03", "04", "05"):
+        found[prefix] = []
+        known = list(FIGURE_CAPTIONS)  # the notebooks' order; figures not listed come after, by name
+        paths = sorted(figures_dir.glob(f"{prefix}_*.png"),
+                       key=lambda p: (known.index(p.stem) if p.stem in known else len(known), p.name))
+        for path in paths:
+            width, height = png_size(path)
+            found[prefix].append({
+                "path": "/" + path.resolve().relative_to(root).as_posix(), "name": path.stem,
+                "width": 100 if width >= 2 * height else 65,
+                "caption": FIGURE_CAPTIONS.get(path.stem, path.stem[3:].replace("_", " ").capitalize() + ".")})
+    return found
+
+
+def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str | Path = REPO_ROOT / "figures",
+               root: Path = REPO_ROOT) -> dict:
+    results = load_results(results_dir)
+    figures_dir = Path(figures_dir)
+    if not figures_dir.is_dir():
+        raise ReportError(f"Figures folder {figures_dir} does not exist. Run `make reproduce` "
+                          "(the notebooks write figures/*.png), or pass --figures DIR.")
+    seeds = sorted({r["seed"] for records in results.values() for r in records or []
+                    if r.get("seed") is not None})
+    profiles = sorted({r["profile"] for records in results.values() for r in records or [] if r.get("profile")})
+    get = results.get
+    return {
+        "results_files": [{"file": f"results/{stem}.json", "records": len(records) if records else 0,
+                           "present": bool(records)} for stem, records in results.items()],
+        "setup": {"model": MODEL["name"], "layers": MODEL["layers"], "dim": MODEL["dim"],
+                  "encoder_params": _encoder_params(results), "hardware": HARDWARE,
+                  "profiles": ", ".join(profiles) or "?", "seeds": ", ".join(str(s) for s in seeds),
+                  "n_seeds": len(seeds),
+                  "data": {k: count(v) for k, v in DATA_FACTS.items()}},
+        "task1": task1(get("01_sentence_embeddings")) if get("01_sentence_embeddings") else None,
+        "task2": task2(get("02_multitask_heads")) if get("02_multitask_heads") else None,
+        "task3": task3(get("03_freezing_strategies")),
+        "task4": task4(get("04_training_loop")) if get("04_training_loop") else None,
+        "trained": trained_model(get("train_multitask")) if get("train_multitask") else None,
+        "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
+        "subsets": subsets(results),
+        "published": [published(key) for key in PUBLISHED],
+        "figures": figures(figures_dir, root),
+    }
+
+
+def _encoder_params(results) -> str:
+    """Parameters of the encoder: the trainable count of a fully fine-tuned retrieval run."""
+    for r in results.get("05_retrieval_finetuning") or []:
+        if r["strategy"] == "finetuned_mnrl" and r.get("trainable_params"):
+            return f"{r['trainable_params'] / 1e6:.1f}M"
+    return "?"
+
+
+# --------------------------------------------------------------------------- build
+
+
+def compile_pdf(data: dict, out_pdf: str | Path, root: Path = REPO_ROOT) -> Path:
+    """Compile report/report.typ with ``data`` into ``out_pdf`` (a temporary file, then renamed)."""
+    import typst
+
+    out_pdf = Path(out_pdf)
+    with atomic_path(out_pdf) as tmp:
+        try:
+            typst.compile(str(TYPST_SOURCE), output=str(tmp), root=str(root),
+                          sys_inputs={"data": json.dumps(data)})
+        except Exception as e:  # typst raises its own error types with the source location
+            raise ReportError(f"Typst could not compile {TYPST_SOURCE}: {e}") from e
+    return out_pdf
+
+
+def build(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str | Path = REPO_ROOT / "figures",
+          out_pdf: str | Path = DEFAULT_PDF, data_path: str | Path | None = DATA_JSON) -> Path:
+    """Summarise ``results_dir`` into ``data_path`` (if given) and compile the PDF to ``out_pdf``."""
+    figures_dir = Path(figures_dir).resolve()
+    root = Path(os.path.commonpath([REPO_ROOT, figures_dir]))
+    data = build_data(results_dir, figures_dir, root)
+    if data_path is not None:
+        write_json(data_path, data)
+    return compile_pdf(data, out_pdf, root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sentence_mtl.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default=str(REPO_ROOT / "results"), help="folder of results/*.json")
+    parser.add_argument("--figures", default=str(REPO_ROOT / "figures"), help="folder of figures/*.png")
+    parser.add_argument("--output", default=str(DEFAULT_PDF), help="the PDF to write")
+    parser.add_argument("--data", default=str(DATA_JSON), help="where to write the summaries (data.json)")
+    args = parser.parse_args(argv)
+    try:
+        pdf = build(args.results, args.figures, args.output, args.data)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.data} and {pdf}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
