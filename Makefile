@@ -70,6 +70,7 @@ report: setup  ## rebuild report/data.json and report.pdf from results/*.json an
 
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py
+	$(PY) benchmarks/cache_speedup.py
 	$(PY) benchmarks/train_throughput.py
 
 train: setup  ## train the chosen multi-task configuration -> models/multitask/, score it on the full test sets

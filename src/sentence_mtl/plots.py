@@ -54,12 +54,14 @@ def learning_curves(records: list[dict], tasks: list[str], full_label: str = "al
         sizes = sorted({k for k in sub.n_per_class.dropna()})
         has_full = sub.n_per_class.isna().any()
         positions = {k: i for i, k in enumerate(sizes)}
-        for strategy, rows in sub.groupby("strategy", sort=False):
+        for i, (strategy, rows) in enumerate(sub.groupby("strategy", sort=False)):
             key = rows.n_per_class.map(lambda k: len(sizes) if pd.isna(k) else positions[k])
             stats = rows.assign(x=key).groupby("x").value.agg(["mean", "std"]).fillna(0)
-            ax.plot(stats.index, stats["mean"], marker="o", label=strategy)
+            # more strategies than colours: the second round is dashed with square markers
+            color, style = PALETTE[i % len(PALETTE)], ("-", "o") if i < len(PALETTE) else ("--", "s")
+            ax.plot(stats.index, stats["mean"], ls=style[0], marker=style[1], color=color, label=strategy)
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            alpha=0.2)
+                            color=color, alpha=0.15)
         for label, k, value in (references or {}).get(task, []):  # published points
             x = len(sizes) if k is None else positions.get(k)
             if x is not None:
