@@ -295,7 +295,9 @@ def task3(records: list[dict] | None) -> dict | None:
     recommendations = []
     for k in sizes:
         for task in ("topic", "sentiment"):
-            ranked = sorted(((c, s) for s in strategies if s != "zero_shot" and (c := final(s, task, k))),
+            # the sequential variants answer another question (forgetting), not "what to train at k"
+            ranked = sorted(((c, s) for s in strategies if s != "zero_shot" and not s.startswith("sequential_")
+                             and (c := final(s, task, k))),
                             key=lambda pair: -pair[0]["mean"])
             if not ranked:
                 continue
