@@ -16,7 +16,7 @@ Part names are those of ``MultiTaskModel.set_trainable``: ``encoder``, ``top.<k>
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,6 @@ class Strategy:
     encoder_lr: float = 1e-4
     head_lr: float = 2e-3
     summary: str = ""
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def trains_encoder(self) -> bool:
-        return self.kind in ("cached_top_k", "finetune")
 
 
 def gradual_unfreezing_phases(n_phases: int = 4) -> tuple[Phase, ...]:
