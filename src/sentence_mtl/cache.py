@@ -35,21 +35,31 @@ def model_digest(encoder) -> str:
     return h.hexdigest()
 
 
+def _read_or_compute(path: Path, read, compute, write):
+    """``read(path)`` when a readable entry exists; else ``compute()``, written atomically."""
+    if path.is_file():
+        try:
+            return read(path)
+        except (ValueError, OSError, EOFError, KeyError):  # unreadable entry: recompute and overwrite it
+            pass
+    value = compute()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            write(f, value)
+    return value
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
+
+
 def cached_encode(encoder, texts: list[str], batch_size: int = 64, namespace: str = "embeddings",
                   show_progress: bool = True, root: Path | None = None) -> np.ndarray:
     """``encoder.encode(texts)``, read from disk when this model has encoded these texts before."""
-    key = hashlib.sha256(f"{model_digest(encoder)}:{texts_digest(texts)}".encode()).hexdigest()[:32]
-    path = (root or cache_dir()) / namespace / f"{key}.npy"
-    if path.is_file():
-        try:
-            return np.load(path)
-        except (ValueError, OSError, EOFError):  # unreadable entry: recompute and overwrite it
-            pass
-    embeddings = encoder.encode(texts, batch_size=batch_size, show_progress=show_progress)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, embeddings)
-    return embeddings
+    path = (root or cache_dir()) / namespace / f"{_key(model_digest(encoder), texts_digest(texts))}.npy"
+    return _read_or_compute(path, np.load,
+                            lambda: encoder.encode(texts, batch_size=batch_size, show_progress=show_progress),
+                            np.save)
 
 
 # --------------------------------------------------------------------------- frozen-layer outputs
@@ -108,17 +118,14 @@ def cached_layer_states(encoder, texts: list[str], layer: int, batch_size: int =
                         show_progress: bool = True, root: Path | None = None) -> LayerStates:
     """Token states of ``texts`` after ``layer`` frozen blocks, computed once per (model, layer,
     max length, texts). The key covers every weight, so states of a changed model are never reused."""
-    key_text = f"{model_digest(encoder)}:layer={layer}:{texts_digest(texts)}"
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
+    key = _key(model_digest(encoder), f"layer={layer}", texts_digest(texts))
     path = (root or cache_dir()) / "layer_states" / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as saved:
-                return LayerStates(saved["states"], saved["lengths"])
-        except (ValueError, OSError, EOFError, KeyError):  # unreadable entry: recompute it
-            pass
-    states, lengths = _compute_layer_states(encoder, texts, layer, batch_size, show_progress)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, states=states, lengths=lengths)
+
+    def read(path):
+        with np.load(path) as saved:
+            return saved["states"], saved["lengths"]
+
+    states, lengths = _read_or_compute(
+        path, read, lambda: _compute_layer_states(encoder, texts, layer, batch_size, show_progress),
+        lambda f, value: np.savez(f, states=value[0], lengths=value[1]))
     return LayerStates(states, lengths)

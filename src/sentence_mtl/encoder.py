@@ -211,7 +211,8 @@ class SentenceEncoder(nn.Module):
 
     # ---- split at a layer: what the top-k strategies of notebook 03 train on
 
-    def _layers(self) -> list[nn.Module]:
+    def layers(self) -> list[nn.Module]:
+        """The transformer blocks, bottom to top (BERT-style backbones)."""
         return list(self.backbone.encoder.layer)
 
     def _attention_mask_4d(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
@@ -226,7 +227,7 @@ class SentenceEncoder(nn.Module):
         (``layer=0``: the embedding output). The blocks above are not run."""
         hidden = self.backbone.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         mask = self._attention_mask_4d(hidden, attention_mask)
-        for block in self._layers()[:layer]:
+        for block in self.layers()[:layer]:
             hidden = block(hidden, mask)
         return hidden
 
@@ -235,7 +236,7 @@ class SentenceEncoder(nn.Module):
         then pooling, projection and norm. ``forward_from_layer(l, hidden_states_at(l, x)) ==
         forward(x)`` (tests/test_strategies.py)."""
         mask = self._attention_mask_4d(hidden, attention_mask)
-        for block in self._layers()[layer:]:
+        for block in self.layers()[layer:]:
             hidden = block(hidden, mask)
         return self.pool(hidden, attention_mask)
 

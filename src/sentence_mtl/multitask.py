@@ -107,7 +107,7 @@ class MultiTaskModel(nn.Module):
 
     def encoder_layers(self) -> list[nn.Module]:
         """The transformer blocks, bottom to top (BERT-style backbones)."""
-        return list(self.encoder.backbone.encoder.layer)
+        return self.encoder.layers()
 
     def set_trainable(self, part: str, trainable: bool) -> "MultiTaskModel":
         """``part``: 'encoder', 'embeddings', 'layer.<i>', 'top.<k>', 'heads', 'head.<task>' or
