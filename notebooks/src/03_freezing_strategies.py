@@ -10,8 +10,9 @@
 #
 # | # | strategy | what trains | what it costs |
 # |---|---|---|---|
-# | 1 | `zero_shot`, `nearest_centroid` | nothing: the whole network is frozen | one encoding pass |
+# | 1 | `zero_shot`, `nearest_centroid`, `label_prior` | nothing: the whole network is frozen | one encoding pass |
 # | 2 | `frozen_backbone` | the heads, on cached sentence embeddings | the encoding pass; training is milliseconds |
+# | 2b | `self_training` | a logistic-regression head on cached embeddings, from the labelled examples plus pseudo-labelled *unlabeled* training texts | encoding the unlabeled pool once; seconds |
 # | 3 | `top1_unfrozen`, `top2_unfrozen` | top 1 or 2 blocks + heads, on cached outputs of the frozen blocks below | one pass through the lower blocks, then 1-2 blocks per step |
 # | 4 | `full_finetune` | every weight | a full forward and backward per step |
 # | 5 | `gradual_unfreezing` | heads, then + top block, then one more block per phase (ULMFiT) | less than full: the early phases stop the backward pass high up |
@@ -68,7 +69,10 @@ pd.DataFrame({t: {"train pool": len(train[t]), "test (frozen strategies)": len(t
 # *What it means:* nothing is trained; the pretrained encoder's geometry must already separate
 # the classes. **Zero-shot** compares each text with a short description of each label
 # (`data.TASKS[...].description`); **nearest centroid** compares it with the mean embedding of
-# each class's k labelled examples. *Cost:* one encoding pass, cached on disk
+# each class's k labelled examples; the **label prior** adds the two, so each class's prototype
+# is the mean direction of its examples plus the direction of its description
+# (`semi_supervised.label_prior_prototypes`): eight examples are then not all that a class
+# knows. *Cost:* one encoding pass, cached on disk
 # (`cache.cached_encode`, content-addressed: notebook 01 already encoded these exact texts with
 # this exact model, so after it this cell reads vectors from disk). *When:* no labels at all,
 # or a baseline that any training must beat.
@@ -82,6 +86,9 @@ for t in TASK_NAMES:
     for k in grid.sizes:
         for seed in grid.seeds_for(k):
             study.run_nearest_centroid(recorder, train[t], train_embeddings[t], test[t], test_embeddings[t], k, seed)
+            if k is not None:
+                study.run_label_prior(recorder, encoder, train[t], train_embeddings[t], test[t], test_embeddings[t],
+                                      k, seed)
 
 def table(names, records=None):
     """Mean ± std over seeds (percent), one row per (task, strategy), one column per size."""
@@ -91,7 +98,7 @@ def table(names, records=None):
                        for m, s, n in zip(summary["mean"], summary["std"], summary["seeds"])]
     return summary.pivot(index=["task", "strategy"], columns="n_per_class", values="cell").fillna("")
 
-table(["zero_shot", "nearest_centroid"])
+table(["zero_shot", "nearest_centroid", "label_prior"])
 
 # %% [markdown]
 # ## 2 · The backbone frozen, the heads trained
@@ -126,6 +133,33 @@ print(f"top-2 step: cached {speed['top2_step_cached_s'] * 1000:.0f} ms vs full f
 table(["nearest_centroid", "frozen_backbone"])
 
 # %% [markdown]
+# ## 2b · The backbone frozen, and the unlabeled texts used: self-training
+#
+# *What it means:* labels are scarce, in-domain texts are not. The training sets hold tens of
+# thousands of texts whose labels we can hide; self-training (`semi_supervised.self_train`)
+# lets the label prior above label all of them, keeps the 2,048 most confident per class (by
+# the margin between the top two classes, balanced across classes, never a labelled example),
+# fits a logistic regression on the labelled examples (weight 3) plus those pseudo-labels, and
+# repeats once with the regression as the labeller. The encoder stays frozen, so the whole
+# pool is the cached embeddings of section 1. *Cost:* seconds. *When:* plenty of unlabeled
+# in-domain text and a pretrained geometry that already follows the labels; it amplifies what
+# the prior gets right, and what it gets wrong. It is the only strategy here that reads
+# unlabeled texts, so it is marked as such wherever it is compared. The pseudo-labels'
+# accuracy against the hidden gold labels is printed as a diagnostic; the method never sees it.
+
+# %%
+self_training = strategies.get("self_training")
+subset_embeddings = {t: cached_encode(encoder, test_subsets[t].texts, batch_size=64) for t in TASK_NAMES}
+self_grid = [(t, k, seed) for t in TASK_NAMES for k in grid.sizes if k is not None for seed in grid.seeds_for(k)]
+for t, k, seed in tqdm(self_grid, desc="self_training"):
+    study.run_self_training(recorder, self_training, encoder, train[t], train_embeddings[t], test[t],
+                            test_embeddings[t], k, seed, subset=(test_subsets[t], subset_embeddings[t]))
+pseudo = pd.DataFrame([r for r in recorder.records if r["strategy"] == "self_training"])
+print("pseudo-label accuracy against the hidden labels (%):")
+print((100 * pseudo.pivot_table(index="task", columns="n_per_class", values="pseudo_label_accuracy")).round(1).to_string())
+table(["label_prior", "frozen_backbone", "self_training"])
+
+# %% [markdown]
 # ## 3 · Unfreezing the top of the encoder, on cached lower-block outputs
 #
 # *What it means:* the lower blocks stay as pretrained (general syntax and lexical features);
@@ -153,13 +187,14 @@ table(["top1_unfrozen", "top2_unfrozen"])
 # learning-rate decay* keeps all blocks trainable but moves the lower ones less (x0.95 per
 # block, or ULMFiT's /2.6). *LoRA* freezes every pretrained weight and learns a rank-8 update
 # beside each linear layer: 1.5% of the parameters, the same forward/backward cost, and a base
-# model that stays shared. All use the same steps per data size (3 seeds each; the CPU budget
-# allows them at the sizes printed; full fine-tuning also at 64 per class for the published
-# comparison).
+# model that stays shared. All use the same steps per data size (5 seeds at 32 per class and
+# fewer, 3 above; the CPU budget allows them at the sizes printed; full fine-tuning also at 64
+# per class for the published comparison).
 
 # %%
 encoder_strategies = ["full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6", "lora"]
-finetune_grid = [(name, k, seed) for k in grid.finetune_sizes for name in encoder_strategies for seed in grid.seeds]
+finetune_grid = [(name, k, seed) for k in grid.finetune_sizes for name in encoder_strategies
+                 for seed in grid.seeds_for(k)]
 finetune_grid += [(name, k, seed) for k in grid.target_sizes for name in ("full_finetune", "top2_unfrozen")
                   for seed in grid.seeds]
 for name, k, seed in tqdm(finetune_grid, desc="encoder-changing strategies"):
@@ -172,12 +207,13 @@ table(encoder_strategies)
 # SetFit (Tunstall et al. 2022) fine-tunes the sentence encoder contrastively on pairs built
 # from the few labelled examples, then fits a logistic-regression head. We run the library
 # itself on AG News (the task its published numbers are for), at 8 and 64 examples per class,
-# capped at the number of pair batches printed (the paper generates 20 pairs per example; on
-# 2 CPU cores we can afford fewer), scored on the same test subset as the other
-# encoder-changing strategies.
+# for the number of pair batches of 16 printed: at 8 per class that is the paper's budget (20
+# iterations of a positive and a negative pair per example: 1,280 pairs); at 64 per class the
+# paper's 10,240 pairs would take about 12 minutes per seed on 2 CPU cores, so it gets 960.
+# Scored on the same test subset as the other encoder-changing strategies.
 
 # %%
-setfit_grid = [(k, seed) for k in grid.setfit_sizes for seed in grid.seeds]
+setfit_grid = [(k, seed) for k in grid.setfit_sizes for seed in grid.seeds_for(k)]
 for k, seed in tqdm(setfit_grid, desc="setfit"):
     study.run_setfit(recorder, train["topic"], test_subsets["topic"], k, seed, dict(grid.setfit_steps)[k])
 print("pair batches of 16:", dict(grid.setfit_steps))
@@ -245,7 +281,10 @@ cost.round(2)
 # At 8 examples per class on AG News, the best strategy should beat SetFit run here and
 # SetFit-MiniLM's published 83.1; at 64 per class it should reach 88.0 (SetFit with mpnet,
 # a model five times larger). "Best" is by mean over seeds; test sets differ between frozen
-# strategies (full test set) and the rest (the subset), as printed.
+# strategies (full test set) and the rest (the subset), as printed. Because self-training also
+# reads unlabeled texts, which SetFit and the paper's baselines do not, each size is ranked
+# three ways: all strategies, those that see only the labelled examples, and those minus the
+# peer.
 
 # %%
 def best_at(k, task="topic"):
@@ -257,20 +296,33 @@ def best_at(k, task="topic"):
     rows["n_test"] = [next(r["n_test"] for r in compared if r["strategy"] == s and r["task"] == task) for s in rows.strategy]
     return rows.sort_values("mean", ascending=False).reset_index(drop=True)
 
+UNLABELED = {"self_training"}  # strategies that also read unlabeled training texts
 targets = []
 for k, goal, label in ((8, published("ag_news_8_setfit_minilm"), "SetFit-MiniLM, published"),
                        (64, published("ag_news_64_setfit_mpnet"), "SetFit-mpnet, published")):
     ranking = best_at(k)
     if ranking.empty:
         continue
-    top = ranking.iloc[0]
     setfit_here = ranking[ranking.strategy == "setfit"]["mean"]
-    targets.append({"examples per class": k, "best strategy": top.strategy, "its accuracy": round(100 * top["mean"], 1),
-                    "± std": round(100 * top["std"], 1) if top.seeds > 1 else None, "test items": top.n_test,
-                    "SetFit here": round(100 * setfit_here.iloc[0], 1) if len(setfit_here) else None,
-                    f"published target": f"{100 * goal:.1f} ({label})",
-                    "beats SetFit here": bool(len(setfit_here) and top["mean"] > setfit_here.iloc[0]),
-                    "reaches published": bool(top["mean"] >= goal)})
+    for among, candidates in (("all strategies", ranking),
+                              ("labelled examples only", ranking[~ranking.strategy.isin(UNLABELED)]),
+                              ("ours, labelled examples only", ranking[~ranking.strategy.isin(UNLABELED | {"setfit"})])):
+        top = candidates.iloc[0]
+        on_subset = [r.get("subset_value", r["value"]) for r in compared if r["strategy"] == top.strategy
+                     and r["task"] == "topic" and r["n_per_class"] == k
+                     and (r.get("subset_value") is not None or r["n_test"] == len(test_subsets["topic"]))]
+        targets.append({"examples per class": k, "among": among, "best strategy": top.strategy,
+                        "its accuracy": round(100 * top["mean"], 1),
+                        "± std": round(100 * top["std"], 1) if top.seeds > 1 else None, "seeds": top.seeds,
+                        "test items": top.n_test,
+                        f"on SetFit's {len(test_subsets['topic'])} items": round(100 * np.mean(on_subset), 1)
+                        if on_subset else None,
+                        "SetFit here": round(100 * setfit_here.iloc[0], 1) if len(setfit_here) else None,
+                        "published target": f"{100 * goal:.1f} ({label})",
+                        # on the same test items as SetFit; the published numbers are on the full test set
+                        "beats SetFit here": bool(np.mean(on_subset) > setfit_here.iloc[0])
+                        if len(setfit_here) and on_subset else None,
+                        "reaches published": bool(top["mean"] >= goal)})
 pd.DataFrame(targets)
 
 # %% [markdown]

@@ -76,7 +76,7 @@ CITATIONS = {
 # Published numbers whose primary source is not named in references.PUBLISHED (model papers cited).
 UNTRACED = ("ag_news_full_distilbert", "ag_news_full_roberta_large")
 
-STRATEGIES_03 = ("zero_shot", "nearest_centroid", "frozen_backbone", "top1_unfrozen", "top2_unfrozen",
+STRATEGIES_03 = ("zero_shot", "nearest_centroid", "label_prior", "frozen_backbone", "self_training", "top1_unfrozen", "top2_unfrozen",
                  "full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6", "lora", "setfit",
                  "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
 STRATEGY_NOTES = {  # the registry's own summaries, plus the peer and the sequential variants

@@ -3,10 +3,13 @@
 A strategy says *what* trains and *how*; ``freezing_study`` does the running. Four kinds:
 
 - ``no_training``: the whole network frozen, nothing learned by gradient (zero-shot by label
-  descriptions, nearest class centroid).
+  descriptions, nearest class centroid, the two combined as a label prior).
 - ``frozen_encoder``: backbone frozen, heads trained on cached sentence embeddings.
 - ``cached_top_k``: the top k blocks and the heads train on cached outputs of the frozen lower
   blocks (``cache.cached_layer_states``), so the lower blocks never run during training.
+- ``self_training``: backbone frozen; the label prior pseudo-labels the unlabeled training
+  texts and a logistic regression learns from the labelled plus the most confident ones
+  (``semi_supervised``). The only strategy that reads unlabeled texts.
 - ``finetune``: tokens in, backbone parts trainable per phase; covers full fine-tuning,
   gradual unfreezing, layer-wise learning-rate decay and LoRA.
 
@@ -36,6 +39,14 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class SelfTrainingSettings:
+    pseudo_per_class: int = 2048  # most confident pseudo-labels kept per class and round
+    rounds: int = 2
+    labelled_weight: float = 3.0  # a real label counts as this many pseudo-labels
+    inverse_regularisation: float = 1.0  # scikit-learn's C
+
+
+@dataclass(frozen=True)
 class Strategy:
     name: str
     kind: str  # no_training | frozen_encoder | cached_top_k | finetune
@@ -43,6 +54,7 @@ class Strategy:
     top_k: int | None = None  # cached_top_k: blocks trained above the cache
     layer_decay: float | None = None  # lr(block l) = encoder_lr * decay ** (L - 1 - l)
     lora: LoraSettings | None = None
+    self_training: SelfTrainingSettings | None = None
     encoder_lr: float = 1e-4
     head_lr: float = 2e-3
     summary: str = ""
@@ -62,6 +74,11 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
              summary="whole network frozen; cosine similarity to a description of each label"),
     Strategy("nearest_centroid", "no_training",
              summary="whole network frozen; cosine similarity to the mean embedding of each class"),
+    Strategy("label_prior", "no_training",
+             summary="whole network frozen; each class = mean of its examples + its label description"),
+    Strategy("self_training", "self_training", self_training=SelfTrainingSettings(),
+             summary="backbone frozen; the label prior pseudo-labels the unlabeled training texts, "
+                     "logistic regression on labelled + 2,048 most confident per class, 2 rounds"),
     Strategy("frozen_backbone", "frozen_encoder", phases=(Phase(("heads",)),),
              summary="backbone frozen; heads trained on cached sentence embeddings"),
     Strategy("top1_unfrozen", "cached_top_k", phases=(Phase(("heads", "top.1")),), top_k=1,
