@@ -142,8 +142,12 @@ def test_encoder_strategies_train_and_keep_frozen_parts_identical(name, frozen_p
         study.add_lora(model, strategy.lora)
     before = snapshot(model.encoder)
     inputs = {t: study.TokenInputs(model.encoder.tokenizer, TEXTS, 32) for t in train}
-    losses = study.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategy, 12, 4, 0)
-    assert len(losses) == 12 and all(np.isfinite(losses))
+    log = study.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategy, 12, 4, 0)
+    assert len(log.losses) == 12 and all(np.isfinite(log.losses))
+    trainable = study.trainable_parameters(model, strategy.phases)
+    assert 0 < log.memory["gradient_mb"] * 2**20 <= 4 * trainable  # fp32 gradients of what trains and is used
+    assert log.memory["optimizer_state_mb"] == 2 * log.memory["gradient_mb"]  # AdamW's two moments
+    assert log.memory["activation_mb"] > 0
     moved = changed(before, model.encoder)
     assert moved, "training changed nothing"
     if frozen_prefixes:
@@ -151,6 +155,21 @@ def test_encoder_strategies_train_and_keep_frozen_parts_identical(name, frozen_p
     rows = study.run_encoder_strategy(recorder, strategy, train, test, 2, 0, grid)
     assert {r["task"] for r in rows} == {"topic", "sentiment"}
     assert all(0 <= r["value"] <= 1 and r["n_test"] == len(TEXTS) and r["trainable_params"] > 0 for r in rows)
+
+
+def test_training_memory_orders_the_strategies_by_what_runs_backward(tiny_model_dir, data):
+    """Saved activations: the whole encoder > the top two blocks on a cache; LoRA trains the fewest
+    weights but keeps about as many activations as full fine-tuning (every block runs backward)."""
+    train, test = data
+    grid = tiny_grid(tiny_model_dir)
+    memory = {}
+    for name in ("full_finetune", "top2_unfrozen", "lora"):
+        rows = study.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get(name), train,
+                                          test, 2, 0, grid)
+        memory[name] = rows[0]
+    assert memory["full_finetune"]["activation_mb"] > memory["top2_unfrozen"]["activation_mb"] > 0
+    assert memory["lora"]["gradient_mb"] < memory["top2_unfrozen"]["gradient_mb"] < memory["full_finetune"]["gradient_mb"]
+    assert memory["lora"]["activation_mb"] >= 0.9 * memory["full_finetune"]["activation_mb"]
 
 
 def test_frozen_backbone_trains_heads_on_cached_embeddings_only(tiny_model_dir, data):

@@ -262,7 +262,11 @@ plots.learning_curves(compared, TASK_NAMES, references=references, name="03_lear
 
 # %% [markdown]
 # Cost against quality at one data size: each point a strategy (mean over seeds, bar = std),
-# training seconds on a log scale. Up and to the left is better.
+# training seconds on a log scale. Up and to the left is better. The table after it gives the
+# cost of every strategy: trainable parameters, median training seconds, and the memory that
+# training adds to holding the model (`memory.training_memory_mb`: the largest step's
+# activations saved for backward, plus gradients and AdamW state, counted from the tensors
+# themselves; empty for strategies without a gradient step).
 
 # %%
 cost_size = 8 if profile.name == "smoke" else 32
@@ -272,7 +276,8 @@ plots.cost_vs_quality(compared, TASK_NAMES, cost_size, "Training cost vs test me
 # %%
 cost = pd.DataFrame([r for r in compared]).groupby("strategy", sort=False).agg(
     trainable_params=("trainable_params", "max"), train_seconds_median=("train_seconds", "median"),
-    peak_memory_mb_median=("peak_memory_mb", "median"), runs=("seed", "count"))
+    training_memory_mb_max=("training_memory_mb", "max"), activation_mb_max=("activation_mb", "max"),
+    runs=("seed", "count"))
 cost.round(2)
 
 # %% [markdown]
@@ -296,7 +301,7 @@ def best_at(k, task="topic"):
     rows["n_test"] = [next(r["n_test"] for r in compared if r["strategy"] == s and r["task"] == task) for s in rows.strategy]
     return rows.sort_values("mean", ascending=False).reset_index(drop=True)
 
-UNLABELED = {"self_training"}  # strategies that also read unlabeled training texts
+UNLABELED = {name for name, s in strategies.STRATEGIES.items() if s.reads_unlabeled}
 targets = []
 for k, goal, label in ((8, published("ag_news_8_setfit_minilm"), "SetFit-MiniLM, published"),
                        (64, published("ag_news_64_setfit_mpnet"), "SetFit-mpnet, published")):

@@ -31,6 +31,7 @@ from .data import TASKS, TaskData, few_shot_indices
 from .evaluation import benchmark_metric
 from .multitask import MultiTaskModel
 from .results import Recorder, measure
+from .memory import SavedActivations, training_memory_mb
 from .semi_supervised import label_prior_prototypes, self_train, unit
 from .strategies import Phase, Strategy
 
@@ -149,10 +150,17 @@ def trainable_parameters(model: MultiTaskModel, phases) -> int:
     return sum(p.numel() for p in model.parameters() if id(p) in ids)
 
 
+@dataclass
+class TrainLog:
+    losses: list[float]  # one per step
+    memory: dict[str, float]  # ``memory.training_memory_mb``: activations, gradients, optimiser state
+
+
 def train_steps(model: MultiTaskModel, inputs: dict, labels: dict[str, np.ndarray], strategy: Strategy,
-                steps: int, batch_size: int, seed: int, phases=None, show_progress: bool = False) -> list[float]:
+                steps: int, batch_size: int, seed: int, phases=None, show_progress: bool = False) -> TrainLog:
     """Round-robin over tasks, one batch per step; AdamW with warm-up and linear decay over all
-    phases; the trainable parts switch at phase boundaries. Returns the loss of every step."""
+    phases; the trainable parts switch at phase boundaries. Logs every step's loss and the
+    training memory (the largest step's saved activations, counted by ``memory.SavedActivations``)."""
     from transformers import get_linear_schedule_with_warmup
 
     from .training import LossWeighting, TrainConfig, parameter_groups
@@ -167,6 +175,8 @@ def train_steps(model: MultiTaskModel, inputs: dict, labels: dict[str, np.ndarra
     config = TrainConfig(encoder_lr=strategy.encoder_lr, head_lr=strategy.head_lr,
                          layer_decay=strategy.layer_decay)
     optimizer = torch.optim.AdamW(parameter_groups(model, LossWeighting(tasks), config))
+    ever_trainable = [p for p in model.parameters() if p.requires_grad]
+    activations = SavedActivations(model.parameters())
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, int(0.1 * steps)), steps)
     queues = {t: [] for t in tasks}
     boundaries = np.round(np.cumsum([p.share for p in phases]) / sum(p.share for p in phases) * steps).astype(int)
@@ -182,8 +192,9 @@ def train_steps(model: MultiTaskModel, inputs: dict, labels: dict[str, np.ndarra
             if len(queues[task]) < batch_size:  # epoch over: a fresh shuffle
                 queues[task] = queues[task] + rng.permutation(len(inputs[task])).tolist()
             idx, queues[task] = queues[task][:batch_size], queues[task][batch_size:]
-            logits = inputs[task].logits(model, idx, task)
-            loss = nn.functional.cross_entropy(logits, torch.as_tensor(labels[task][idx]))
+            with activations.recording():
+                logits = inputs[task].logits(model, idx, task)
+                loss = nn.functional.cross_entropy(logits, torch.as_tensor(labels[task][idx]))
             loss.backward()
             nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -194,7 +205,7 @@ def train_steps(model: MultiTaskModel, inputs: dict, labels: dict[str, np.ndarra
             bar.update(1)
     bar.close()
     model.eval()
-    return losses
+    return TrainLog(losses, training_memory_mb(activations.peak_bytes, ever_trainable, optimizer))
 
 
 @torch.inference_mode()
@@ -330,10 +341,10 @@ def run_frozen_backbone(recorder: Recorder, strategy: Strategy, train: dict[str,
     batch = 64
     steps = max(300, 3 * math.ceil(sum(len(i) for i in idx.values()) / batch))
     with measure() as cost:
-        losses = train_steps(model, inputs, labels, strategy, steps, batch, seed)
+        log = train_steps(model, inputs, labels, strategy, steps, batch, seed)
     return _record_scores(recorder, strategy.name, model, {t: EmbeddingInputs(test_embeddings[t]) for t in test},
                           test, k, seed, cost, trainable_parameters(model, strategy.phases), steps=steps,
-                          final_loss=float(np.mean(losses[-10:])))
+                          final_loss=float(np.mean(log.losses[-10:])), **log.memory)
 
 
 def _record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, cost, trainable, **extra) -> list[dict]:
@@ -375,11 +386,11 @@ def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str
     trainable = trainable_parameters(model, strategy.phases)
     steps = grid.steps_for(k)
     with measure() as cost:
-        losses = train_steps(model, inputs, labels, strategy, steps, grid.batch_size, seed,
-                             show_progress=show_progress)
+        log = train_steps(model, inputs, labels, strategy, steps, grid.batch_size, seed,
+                          show_progress=show_progress)
     return _record_scores(recorder, strategy.name, model, test_inputs, test_subsets, k, seed, cost, trainable,
-                          steps=steps, cache_seconds=cache_seconds, final_loss=float(np.mean(losses[-4:])),
-                          strategy_config=asdict(strategy))
+                          steps=steps, cache_seconds=cache_seconds, final_loss=float(np.mean(log.losses[-4:])),
+                          strategy_config=asdict(strategy), **log.memory)
 
 
 def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed: int, max_steps: int,
@@ -390,6 +401,7 @@ def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed
 
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
+    from transformers import TrainerCallback
 
     from .encoder import resolve_model_path
 
@@ -398,18 +410,25 @@ def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed
     data = Dataset.from_dict({"text": [train.texts[i] for i in idx], "label": train.labels[idx].tolist()})
     model = SetFitModel.from_pretrained(resolve_model_path(model_name))
     trainable = sum(p.numel() for p in model.model_body.parameters())
+    activations = SavedActivations(model.model_body.parameters())
+
+    class OneStepAtATime(TrainerCallback):  # a step's saved tensors are freed by its backward pass
+        def on_step_end(self, *args, **kwargs):
+            activations.reset()
+
     with tempfile.TemporaryDirectory() as out:  # SetFit's trainer writes checkpoints there
         args = TrainingArguments(output_dir=out, batch_size=16, num_epochs=1, max_steps=max_steps, seed=seed,
                                  report_to="none", show_progress_bar=False)
-        trainer = Trainer(model=model, args=args, train_dataset=data)
-        with measure() as cost:
+        trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[OneStepAtATime()])
+        with measure() as cost, activations.recording():
             trainer.train()
+    memory = training_memory_mb(activations.peak_bytes, model.model_body.parameters())  # AdamW, as SetFit uses
     predictions = np.asarray(model.predict(test.texts, batch_size=64, show_progress_bar=False))
     metric, value = benchmark_metric(test.task, test.labels, predictions)
     trainable += int(model.model_head.coef_.size + model.model_head.intercept_.size)
     return recorder.add(task=test.task, dataset=test.dataset, strategy="setfit", seed=seed, n_per_class=k,
                         metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
-                        trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, steps=max_steps)
+                        trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, steps=max_steps, **memory)
 
 
 SEQUENTIAL_VARIANTS = {
@@ -434,7 +453,8 @@ def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets:
     stage1 = (Phase(("head.topic", "encoder")),)
     trainable1 = trainable_parameters(model, stage1)
     with measure() as cost1:
-        train_steps(model, {"topic": inputs["topic"]}, labels, full, steps, grid.batch_size, seed, phases=stage1)
+        log1 = train_steps(model, {"topic": inputs["topic"]}, labels, full, steps, grid.batch_size, seed,
+                           phases=stage1)
     _, topic_before = score(model, test_inputs["topic"], test_subsets["topic"])
     rows = []
     for name, trainable_parts in SEQUENTIAL_VARIANTS.items():
@@ -445,19 +465,19 @@ def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets:
             strategy = lora
         phase = Phase(trainable_parts)
         with measure() as cost2:
-            train_steps(stage2, {"sentiment": inputs["sentiment"]}, labels, strategy, steps, grid.batch_size,
-                        seed, phases=(phase,))
+            log2 = train_steps(stage2, {"sentiment": inputs["sentiment"]}, labels, strategy, steps,
+                               grid.batch_size, seed, phases=(phase,))
         trainable2 = trainable_parameters(stage2, (phase,))
-        for task, stage, value, cost, trainable in (("topic", "after_topic", topic_before, cost1, trainable1),
-                                                    ("topic", "after_sentiment", None, cost2, trainable2),
-                                                    ("sentiment", "after_sentiment", None, cost2, trainable2)):
+        for task, stage, value, cost, trainable, log in (
+                ("topic", "after_topic", topic_before, cost1, trainable1, log1),
+                ("topic", "after_sentiment", None, cost2, trainable2, log2),
+                ("sentiment", "after_sentiment", None, cost2, trainable2, log2)):
             metric, measured = score(stage2, test_inputs[task], test_subsets[task]) if value is None \
                 else (TASKS[task].metric, value)
             rows.append(recorder.add(task=task, dataset=TASKS[task].dataset, strategy=name, seed=seed, n_per_class=k,
                                      metric=metric, value=measured, n_test=len(test_subsets[task]), stage=stage,
                                      train_seconds=cost.seconds, peak_memory_mb=cost.peak_memory_mb,
-                                     trainable_params=trainable,
-                                     steps=steps))
+                                     trainable_params=trainable, steps=steps, **log.memory))
     return rows
 
 

@@ -302,13 +302,17 @@ def task3(records: list[dict] | None) -> dict | None:
             if not ranked:
                 continue
             (best, name), runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+            labelled_only = next((pair for pair in ranked
+                                  if not (pair[1] in STRATEGIES and STRATEGIES[pair[1]].reads_unlabeled)), None)
             seconds = [r["train_seconds"] for r in records if matches(r, best["source"]["where"])]
             recommendations.append({
                 "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": name, "cell": best,
                 "n_test": count(best["n_test"]), "train_seconds": f"{_mean(seconds):.0f}",
                 "runner_up": runner[1] if runner else "–",
                 "gap": f"{100 * (best['mean'] - runner[0]['mean']):.1f}" if runner else "–",
-                "candidates": len(ranked)})
+                "candidates": len(ranked),
+                "labelled_only": "–" if labelled_only is None or labelled_only[1] == name
+                else f"{labelled_only[1]} {labelled_only[0]['text']}"})
 
     costs = []
     for strategy in strategies:
@@ -320,9 +324,10 @@ def task3(records: list[dict] | None) -> dict | None:
             at = [r for r in chosen if r["n_per_class"] == k]
             by_size.append(f"{_mean(r['train_seconds'] for r in at):.0f}" if at else "–")
         params = max(int(r.get("trainable_params") or 0) for r in chosen)
-        memory = max(float(r.get("peak_memory_mb") or 0.0) for r in chosen)
+        # memory training adds (activations + gradients + AdamW state, from the tensors); "–" without a gradient step
+        memories = [float(r["training_memory_mb"]) for r in chosen if r.get("training_memory_mb") is not None]
         costs.append({"strategy": strategy, "note": STRATEGY_NOTES.get(strategy, ""),
-                      "trainable_params": count(params), "peak_memory_mb": f"{memory:.0f}",
+                      "trainable_params": count(params), "training_memory_mb": f"{max(memories):.0f}" if memories else "–",
                       "seconds": by_size})
 
     forgetting = []

@@ -59,6 +59,11 @@ class Strategy:
     head_lr: float = 2e-3
     summary: str = ""
 
+    @property
+    def reads_unlabeled(self) -> bool:
+        """Also learns from unlabeled training texts, which the labelled-only strategies and SetFit never see."""
+        return self.self_training is not None
+
 
 def gradual_unfreezing_phases(n_phases: int = 4) -> tuple[Phase, ...]:
     """ULMFiT's schedule: the heads alone, then the top block too, then one more block per phase."""
