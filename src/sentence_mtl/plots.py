@@ -30,15 +30,17 @@ def save(fig, name: str | None, figures_dir: Path | None):
 
 def bar_chart(labels, values, ylabel: str, title: str, reference: tuple[str, float] | None = None,
               errors=None, name=None, figures_dir=None):
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
     bars = ax.bar(labels, values, yerr=errors, color=PALETTE[: len(labels)], capsize=4)
-    ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+    # values inside the bars' tops and the reference in a legend, so neither collides with the line
+    ax.bar_label(bars, fmt="%.3f", label_type="edge", padding=-12, fontsize=8, color="white")
     if reference:
-        ax.axhline(reference[1], ls="--", color="k", lw=1)
-        ax.text(len(labels) - 0.5, reference[1], reference[0], ha="right", va="bottom", fontsize=8)
+        ax.axhline(reference[1], ls="--", color="k", lw=1, label=reference[0])
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.set_ylim(0, 1.18 * max([*values, reference[1] if reference else 0]))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    plt.setp(ax.get_xticklabels(), rotation=15, ha="right")
+    plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     return save(fig, name, figures_dir)
 
 
