@@ -32,7 +32,7 @@ from .evaluation import benchmark_metric
 from .multitask import MultiTaskModel
 from .results import Recorder, measure
 from .memory import SavedActivations, training_memory_mb
-from .semi_supervised import label_prior_prototypes, self_train, unit
+from .semi_supervised import class_centroids, label_prior_prototypes, self_train, unit
 from .strategies import Phase, Strategy
 
 TASK_NAMES = ("topic", "sentiment")
@@ -275,9 +275,8 @@ def run_nearest_centroid(recorder: Recorder, train: TaskData, train_embeddings: 
     """Whole network frozen: each class is the mean of its examples' unit vectors."""
     idx = sample(train, k, seed)
     with measure() as cost:
-        x, y = unit(train_embeddings[idx]), train.labels[idx]
-        centroids = np.stack([x[y == c].mean(0) for c in range(len(train.label_names))])
-        predictions = (unit(test_embeddings) @ unit(centroids).T).argmax(1)
+        centroids = class_centroids(train_embeddings[idx], train.labels[idx], len(train.label_names))
+        predictions = (unit(test_embeddings) @ centroids.T).argmax(1)
     metric, value = benchmark_metric(test.task, test.labels, predictions)
     return recorder.add(task=test.task, dataset=train.dataset, strategy="nearest_centroid", seed=seed,
                         n_per_class=k, metric=metric, value=value, n_test=len(test), n_train=len(idx),

@@ -27,11 +27,15 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
 
 
+def class_centroids(embeddings: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """One unit vector per class: the mean direction of its examples (nearest-centroid's prototypes)."""
+    x = unit(embeddings)
+    return unit(np.stack([x[labels == c].mean(0) for c in range(n_classes)]))
+
+
 def label_prior_prototypes(embeddings: np.ndarray, labels: np.ndarray, descriptions: np.ndarray) -> np.ndarray:
     """One unit vector per class: its examples' mean direction plus its description's, equally weighted."""
-    x = unit(embeddings)
-    centroids = unit(np.stack([x[labels == c].mean(0) for c in range(len(descriptions))]))
-    return unit(centroids + unit(descriptions))
+    return unit(class_centroids(embeddings, labels, len(descriptions)) + unit(descriptions))
 
 
 def most_confident(scores: np.ndarray, per_class: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
