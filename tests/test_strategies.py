@@ -103,7 +103,7 @@ def test_layer_cache_is_content_addressed_and_survives_corruption(tiny_model_dir
 def test_registry_and_unknown_names():
     assert set(strategies.STRATEGIES) >= {"zero_shot", "nearest_centroid", "frozen_backbone", "top1_unfrozen",
                                          "top2_unfrozen", "full_finetune", "gradual_unfreezing", "llrd_0.95",
-                                         "llrd_2.6", "lora"}
+                                         "llrd_2.6", "lora", "lp_ft"}
     with pytest.raises(ValueError, match="Unknown strategy"):
         strategies.get("freeze_everything_twice")
     phases = strategies.gradual_unfreezing_phases(4)
@@ -119,6 +119,7 @@ def test_trainable_parameter_counts(tiny_model_dir):
     assert get("top1_unfrozen") == heads + counts["encoder.layer.1"]
     assert get("top2_unfrozen") == heads + counts["encoder.layer.0"] + counts["encoder.layer.1"]
     assert get("full_finetune") == counts["total"]
+    assert get("lp_ft") == counts["total"]  # the probe trains the heads, then everything trains
     assert get("gradual_unfreezing") == heads + counts["encoder.layer.0"] + counts["encoder.layer.1"]
     with pytest.raises(ValueError, match="no LoRA adapters"):
         model.unfreeze("lora")
@@ -214,4 +215,24 @@ def test_sequential_freezes_the_topic_head_and_measures_forgetting(tiny_model_di
 def test_cache_speedups_reports_both_ratios(tiny_model_dir):
     result = study.cache_speedups(TEXTS, TOPIC, batch_size=4, steps=3, epochs=1, model_name=tiny_model_dir)
     assert result["heads_epoch_ratio"] > 0 and result["top2_step_ratio"] > 0
+    # the bound: what the step would cost with the lower blocks' forward removed entirely
+    full, lower = result["top2_step_full_forward_s"], result["top2_lower_forward_s"]
+    assert lower > 0
+    assert result["top2_step_ratio_bound"] == pytest.approx(full / max(full - lower, 1e-9))
     assert result["n_texts"] == len(TEXTS)
+
+
+def test_lp_ft_probes_the_heads_on_the_frozen_encoder_then_trains_everything(tiny_model_dir, data):
+    """LP-FT's first stage fits the heads alone on the pretrained encoder's embeddings (the encoder
+    unchanged, the heads' loss down); the run then records the probe and changes the encoder."""
+    train, test = data
+    model = study.new_model(0, 32, tiny_model_dir)
+    before = snapshot(model.encoder)
+    embeddings = {t: model.encoder.encode(TEXTS) for t in train}
+    labels = {t: d.labels for t, d in train.items()}
+    log, steps = study.train_heads(model, embeddings, labels, strategies.get("lp_ft"), seed=0)
+    assert steps == study.PROBE_STEPS and not changed(before, model.encoder)
+    assert np.mean(log.losses[-10:]) < np.mean(log.losses[:10])
+    rows = study.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get("lp_ft"), train,
+                                      test, 2, 0, tiny_grid(tiny_model_dir))
+    assert all(r["probe_steps"] == study.PROBE_STEPS and r["strategy"] == "lp_ft" for r in rows)

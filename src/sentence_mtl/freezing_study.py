@@ -70,7 +70,7 @@ GRIDS = {
     "smoke": StudyGrid(sizes=(8,), finetune_sizes=(8,), target_sizes=(), seeds=(0,), small_seeds=(0,),
                        steps=((8, 4),), batch_size=8, test_subset=48, setfit_sizes=(8,), setfit_steps=((8, 2),),
                        sequential_size=8, max_seq_length=64),
-    "standard": StudyGrid(sizes=(8, 32, 64, 128, 512, None), finetune_sizes=(8, 32, 128), target_sizes=(64,),
+    "standard": StudyGrid(sizes=(8, 32, 64, 128, 512, None), finetune_sizes=(8, 32, 128, 512), target_sizes=(64,),
                           seeds=(0, 1, 2), small_seeds=(0, 1, 2, 3, 4),
                           steps=((8, 32), (32, 48), (64, 64), (128, 80), (512, 128)),
                           batch_size=16, test_subset=800, setfit_sizes=(8, 64),
@@ -97,10 +97,13 @@ class TokenInputs:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def batch(self, idx) -> dict[str, torch.Tensor]:
+        """Rows ``idx``, padded to their longest."""
+        return self.tokenizer.pad({k: [self.features[k][i] for i in idx] for k in self.features},
+                                  return_tensors="pt")
+
     def logits(self, model: MultiTaskModel, idx, task: str) -> torch.Tensor:
-        batch = self.tokenizer.pad({k: [self.features[k][i] for i in idx] for k in self.features},
-                                   return_tensors="pt")
-        return model(**batch, tasks=[task])[task]
+        return model(**self.batch(idx), tasks=[task])[task]
 
 
 class LayerInputs:
@@ -332,18 +335,27 @@ def run_frozen_backbone(recorder: Recorder, strategy: Strategy, train: dict[str,
                         grid: StudyGrid) -> list[dict]:
     """Both heads trained on cached sentence embeddings: the encoder never runs during training.
 
-    The heads get several epochs (they are cheap): 300 steps or 3 epochs, whichever is more."""
+    The heads get several epochs (they are cheap): ``PROBE_STEPS`` or 3 epochs, whichever is more."""
     model = new_model(seed, grid.max_seq_length, grid.model_name)
     idx = {t: sample(train[t], k, seed) for t in train}
-    inputs = {t: EmbeddingInputs(train_embeddings[t][idx[t]]) for t in train}
+    embeddings = {t: train_embeddings[t][idx[t]] for t in train}
     labels = {t: train[t].labels[idx[t]] for t in train}
-    batch = 64
-    steps = max(300, 3 * math.ceil(sum(len(i) for i in idx.values()) / batch))
     with measure() as cost:
-        log = train_steps(model, inputs, labels, strategy, steps, batch, seed)
+        log, steps = train_heads(model, embeddings, labels, strategy, seed)
     return _record_scores(recorder, strategy.name, model, {t: EmbeddingInputs(test_embeddings[t]) for t in test},
                           test, k, seed, cost, trainable_parameters(model, strategy.phases), steps=steps,
                           final_loss=float(np.mean(log.losses[-10:])), **log.memory)
+
+
+PROBE_STEPS, PROBE_BATCH = 300, 64
+
+
+def train_heads(model: MultiTaskModel, embeddings: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                strategy: Strategy, seed: int) -> tuple[TrainLog, int]:
+    """The heads alone on fixed sentence embeddings: ``PROBE_STEPS`` steps or 3 epochs, whichever is more."""
+    steps = max(PROBE_STEPS, 3 * math.ceil(sum(len(e) for e in embeddings.values()) / PROBE_BATCH))
+    inputs = {t: EmbeddingInputs(e) for t, e in embeddings.items()}
+    return train_steps(model, inputs, labels, strategy, steps, PROBE_BATCH, seed, phases=(Phase(("heads",)),)), steps
 
 
 def _record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, cost, trainable, **extra) -> list[dict]:
@@ -359,10 +371,11 @@ def _record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, c
 def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str, TaskData],
                          test_subsets: dict[str, TaskData], k: int, seed: int, grid: StudyGrid,
                          show_progress: bool = False) -> list[dict]:
-    """Strategies that change the encoder: cached top-k, full, gradual, layer-wise decay, LoRA.
+    """Strategies that change the encoder: cached top-k, full, gradual, layer-wise decay, LoRA, LP-FT.
 
     ``train_seconds`` is the training itself; for top-k, computing the lower blocks' outputs of
-    the sample once is recorded separately as ``cache_seconds`` (zero when already cached)."""
+    the sample once is recorded separately as ``cache_seconds`` (zero when already cached). For
+    LP-FT it includes encoding the sample and the linear probe (``probe_steps``)."""
     model = new_model(seed, grid.max_seq_length, grid.model_name)
     if strategy.lora:
         add_lora(model, strategy.lora)
@@ -384,12 +397,16 @@ def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str
         test_inputs = {t: TokenInputs(tokenizer, d.texts, grid.max_seq_length) for t, d in test_subsets.items()}
     trainable = trainable_parameters(model, strategy.phases)
     steps = grid.steps_for(k)
+    extra = {}
     with measure() as cost:
+        if strategy.linear_probe_first:  # the encoder is still the pretrained one: embed once, fit the heads
+            embeddings = {t: model.encoder.encode(texts[t], batch_size=64) for t in train}
+            _, extra["probe_steps"] = train_heads(model, embeddings, labels, strategy, seed)
         log = train_steps(model, inputs, labels, strategy, steps, grid.batch_size, seed,
                           show_progress=show_progress)
     return _record_scores(recorder, strategy.name, model, test_inputs, test_subsets, k, seed, cost, trainable,
                           steps=steps, cache_seconds=cache_seconds, final_loss=float(np.mean(log.losses[-4:])),
-                          strategy_config=asdict(strategy), **log.memory)
+                          strategy_config=asdict(strategy), **extra, **log.memory)
 
 
 def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed: int, max_steps: int,
@@ -502,6 +519,10 @@ def cache_speedups(texts: list[str], labels: np.ndarray, task: str = "topic", ba
        epoch re-encoding the texts first (mean of ``epochs`` epochs);
     2. a training step of the top 2 blocks on cached block-4 outputs vs a full forward/backward
        with blocks 0-3 and the embeddings frozen (median of ``steps`` steps, same batches).
+
+    Also the most any cache of the lower blocks could give for 2: the full step divided by the
+    full step minus the lower blocks' own forward (timed alone, in training mode, on the same
+    batches), i.e. the ratio if reading the cache cost nothing (``top2_step_ratio_bound``).
     """
     import time
 
@@ -545,8 +566,28 @@ def cache_speedups(texts: list[str], labels: np.ndarray, task: str = "topic", ba
     batches = [np.random.default_rng([seed, i]).choice(n, batch_size, replace=False) for i in range(steps + 2)]
     cached_step = float(np.median(run_steps(cached_layers, batches, top2)[2:]))  # 2 warm-up steps
     full_step = float(np.median(run_steps(tokens, batches, top2)[2:]))
+    lower_forward = float(np.median(lower_forward_seconds(model, tokens, batches, layer)[2:]))
     return {"n_texts": n, "batch_size": batch_size,
             "heads_epoch_cached_s": cached_epoch, "heads_epoch_reencode_s": reencode_epoch,
             "heads_epoch_ratio": reencode_epoch / cached_epoch,
             "top2_step_cached_s": cached_step, "top2_step_full_forward_s": full_step,
-            "top2_step_ratio": full_step / cached_step}
+            "top2_step_ratio": full_step / cached_step, "top2_lower_forward_s": lower_forward,
+            "top2_step_ratio_bound": full_step / max(full_step - lower_forward, 1e-9)}
+
+
+@torch.no_grad()
+def lower_forward_seconds(model: MultiTaskModel, tokens: TokenInputs, batches, layer: int) -> list[float]:
+    """Seconds of the embeddings and the first ``layer`` blocks alone, per batch, in training mode
+    (dropout on, as inside a full training step): the work a cache of their outputs removes."""
+    import time
+
+    model.train()
+    times = []
+    for idx in batches:
+        batch = tokens.batch(idx)
+        start = time.perf_counter()
+        model.encoder.hidden_states_at(layer, batch["input_ids"], batch["attention_mask"],
+                                       batch.get("token_type_ids"))
+        times.append(time.perf_counter() - start)
+    model.eval()
+    return times

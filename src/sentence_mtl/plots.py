@@ -19,6 +19,34 @@ plt.rcParams.update({
 })
 
 
+MARKERS = ["o", "s", "^", "D"]
+LEGEND_INSIDE_UP_TO = 6  # series; with more, one legend for all panels goes below the figure
+
+
+def series_styles(names) -> dict[str, dict]:
+    """A fixed colour, marker and line style per series, by order of first appearance, so one
+    strategy looks the same in every panel and every figure drawn from the same records."""
+    names = list(dict.fromkeys(names))
+    return {name: {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[(i // len(PALETTE)) % len(MARKERS)],
+                   "ls": "-" if i < len(PALETTE) else "--"} for i, name in enumerate(names)}
+
+
+def legend(fig, axes, order) -> None:
+    """Few series: a legend in each panel. Many: one legend for the figure, below the panels,
+    where it cannot cover data."""
+    if len(order) <= LEGEND_INSIDE_UP_TO:
+        for ax in axes:
+            ax.legend(fontsize=8)
+        return
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    labels = [name for name in order if name in handles]
+    fig.legend([handles[n] for n in labels], labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(len(labels), 5), fontsize=8, frameon=False)
+
+
 def save(fig, name: str | None, figures_dir: Path | None):
     if name and figures_dir is not None:
         from .io import atomic_path
@@ -50,20 +78,19 @@ def learning_curves(records: list[dict], tasks: list[str], full_label: str = "al
     """Metric against examples per class, one line per strategy, band = mean +/- std over seeds;
     published results as black stars at their data size."""
     df = pd.DataFrame(records)
+    styles = series_styles(df.strategy)
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         sub = df[df.task == task]
         sizes = sorted({k for k in sub.n_per_class.dropna()})
         has_full = sub.n_per_class.isna().any()
         positions = {k: i for i, k in enumerate(sizes)}
-        for i, (strategy, rows) in enumerate(sub.groupby("strategy", sort=False)):
+        for strategy, rows in sub.groupby("strategy", sort=False):
             key = rows.n_per_class.map(lambda k: len(sizes) if pd.isna(k) else positions[k])
             stats = rows.assign(x=key).groupby("x").value.agg(["mean", "std"]).fillna(0)
-            # more strategies than colours: the second round is dashed with square markers
-            color, style = PALETTE[i % len(PALETTE)], ("-", "o") if i < len(PALETTE) else ("--", "s")
-            ax.plot(stats.index, stats["mean"], ls=style[0], marker=style[1], color=color, label=strategy)
+            ax.plot(stats.index, stats["mean"], label=strategy, **styles[strategy])
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=color, alpha=0.15)
+                            color=styles[strategy]["color"], alpha=0.12)
         for label, k, value in (references or {}).get(task, []):  # published points
             x = len(sizes) if k is None else positions.get(k)
             if x is not None:
@@ -74,8 +101,8 @@ def learning_curves(records: list[dict], tasks: list[str], full_label: str = "al
         ax.set_xlabel("training examples per class")
         ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
         ax.set_title(task)
-        ax.legend(fontsize=8)
     fig.tight_layout()
+    legend(fig, axes[0], styles)
     return save(fig, name, figures_dir)
 
 
@@ -188,23 +215,24 @@ def cost_vs_quality(records: list[dict], tasks: list[str], n_per_class: int, tit
                     name=None, figures_dir=None):
     """Training seconds (log scale) against the test metric at one data size, one point per
     strategy (mean over seeds, bars = std), one panel per task."""
+    styles = series_styles(r["strategy"] for r in records)  # the same look as in learning_curves
     df = pd.DataFrame([r for r in records if r.get("n_per_class") == n_per_class and not r.get("stage")])
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 4.0), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         sub = df[df.task == task]
         stats = sub.groupby("strategy", sort=False).agg(
             seconds=("train_seconds", "mean"), mean=("value", "mean"), std=("value", "std")).fillna(0)
-        for i, (strategy, row) in enumerate(stats.iterrows()):
-            ax.errorbar(max(row.seconds, 1e-3), row["mean"], yerr=row["std"], fmt="o", capsize=3,
-                        color=PALETTE[i % len(PALETTE)], label=strategy)
-            ax.annotate(strategy, (max(row.seconds, 1e-3), row["mean"]), textcoords="offset points",
-                        xytext=(5, 3), fontsize=7)
+        for strategy, row in stats.iterrows():
+            style = styles[strategy]
+            ax.errorbar(max(row.seconds, 1e-3), row["mean"], yerr=row["std"], fmt=style["marker"], capsize=3,
+                        color=style["color"], ms=7, label=strategy)
         ax.set_xscale("log")
         ax.set_xlabel("training seconds (2 CPU cores, log scale)")
         ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
         ax.set_title(f"{task}, {n_per_class} examples per class")
     fig.suptitle(title)
     fig.tight_layout()
+    legend(fig, axes[0], [s for s in styles if s in set(df.strategy)])
     return save(fig, name, figures_dir)
 
 

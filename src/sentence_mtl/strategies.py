@@ -11,7 +11,8 @@ A strategy says *what* trains and *how*; ``freezing_study`` does the running. Fo
   texts and a logistic regression learns from the labelled plus the most confident ones
   (``semi_supervised``). The only strategy that reads unlabeled texts.
 - ``finetune``: tokens in, backbone parts trainable per phase; covers full fine-tuning,
-  gradual unfreezing, layer-wise learning-rate decay and LoRA.
+  gradual unfreezing, layer-wise learning-rate decay, LoRA, and LP-FT (``linear_probe_first``:
+  the heads first learn on the frozen encoder's cached embeddings, then everything trains).
 
 Part names are those of ``MultiTaskModel.set_trainable``: ``encoder``, ``top.<k>``, ``heads``,
 ``head.<task>``; ``lora`` means the LoRA adapter weights only.
@@ -55,6 +56,7 @@ class Strategy:
     layer_decay: float | None = None  # lr(block l) = encoder_lr * decay ** (L - 1 - l)
     lora: LoraSettings | None = None
     self_training: SelfTrainingSettings | None = None
+    linear_probe_first: bool = False  # finetune: heads fitted on the frozen encoder's embeddings first
     encoder_lr: float = 1e-4
     head_lr: float = 2e-3
     summary: str = ""
@@ -98,6 +100,9 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
              summary="all weights; lr of block l = lr_top x 0.95^(L-1-l)"),
     Strategy("llrd_2.6", "finetune", phases=(Phase(("heads", "encoder")),), layer_decay=ULMFIT_DECAY,
              summary="all weights; lr of block l = lr_top / 2.6^(L-1-l) (ULMFiT)"),
+    Strategy("lp_ft", "finetune", phases=(Phase(("heads", "encoder")),), linear_probe_first=True,
+             summary="heads first trained alone on cached embeddings of the frozen encoder (a linear probe), "
+                     "then every weight trained (LP-FT, Kumar et al. 2022)"),
     Strategy("lora", "finetune", phases=(Phase(("heads", "lora")),), lora=LoraSettings(), encoder_lr=1e-3,
              summary="backbone frozen; rank-8 LoRA adapters on every linear layer + heads (peft)"),
 ]}
