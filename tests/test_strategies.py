@@ -236,3 +236,22 @@ def test_lp_ft_probes_the_heads_on_the_frozen_encoder_then_trains_everything(tin
     rows = study.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get("lp_ft"), train,
                                       test, 2, 0, tiny_grid(tiny_model_dir))
     assert all(r["probe_steps"] == study.PROBE_STEPS and r["strategy"] == "lp_ft" for r in rows)
+
+
+def test_a_trained_model_can_be_freed(tiny_model_dir, data):
+    """Counting saved activations must not keep the model alive (it once did, through a pack hook
+    that returned the saved tensor itself: about 90 MB per run, until notebook 03 ran out of memory)."""
+    import gc
+    import weakref
+
+    train, _ = data
+
+    def train_once():
+        model = study.new_model(0, 32, tiny_model_dir)
+        inputs = {t: study.TokenInputs(model.encoder.tokenizer, TEXTS, 32) for t in train}
+        study.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategies.get("full_finetune"), 3, 4, 0)
+        return weakref.ref(next(model.parameters()))
+
+    parameter = train_once()
+    gc.collect()
+    assert parameter() is None

@@ -90,7 +90,7 @@ def learning_curves(records: list[dict], tasks: list[str], full_label: str = "al
             stats = rows.assign(x=key).groupby("x").value.agg(["mean", "std"]).fillna(0)
             ax.plot(stats.index, stats["mean"], label=strategy, **styles[strategy])
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=styles[strategy]["color"], alpha=0.12)
+                            color=styles[strategy]["color"], alpha=0.15)
         for label, k, value in (references or {}).get(task, []):  # published points
             x = len(sizes) if k is None else positions.get(k)
             if x is not None:

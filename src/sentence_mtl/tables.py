@@ -99,7 +99,9 @@ def freezing_tables(records: list[dict]) -> str:
     speed = [r for r in records if r["task"] == "cache_benchmark"]
     if speed:
         lines += ["", "What the cache buys (`benchmarks/cache_speedup.py`, same texts, same run): " + "; ".join(
-            f"{r['strategy']} {r['value']:.{1 if r['value'] >= 10 else 2}f}x (target ≥ {r['target']:g}x)" for r in speed) + "."]
+            f"{r['strategy']} {r['value']:.{1 if r['value'] >= 10 else 2}f}x (target ≥ {r['target']:g}x"
+            + (f"; no cache of the lower blocks can exceed {r['top2_step_ratio_bound']:.2f}x here, their forward "
+               f"being all it removes" if "top2_step_ratio_bound" in r else "") + ")" for r in speed) + "."]
     staged = [r for r in records if r.get("stage") and r["task"] == "topic"]
     if staged:
         from .freezing_study import forgetting
