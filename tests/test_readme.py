@@ -1,7 +1,10 @@
-"""The README's results block must be what tools/update_readme.py generates from results/."""
+"""The README's generated blocks must be what tools/update_readme.py writes."""
+
+import json
 
 from sentence_mtl.config import REPO_ROOT
-from sentence_mtl.tables import END, START, replace_block, results_block
+from sentence_mtl.tables import (END, RUNTIME_END, RUNTIME_START, START, notebook_seconds, replace_block,
+                                 results_block, runtime_block)
 
 
 def test_readme_results_block_is_current():
@@ -11,5 +14,40 @@ def test_readme_results_block_is_current():
         "README results block is stale: run `.venv/bin/python tools/update_readme.py`")
 
 
+def test_readme_runtime_block_is_current():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert RUNTIME_START in readme and RUNTIME_END in readme
+    assert replace_block(readme, runtime_block(), RUNTIME_START, RUNTIME_END) == readme, (
+        "README run-time block is stale (a notebook was re-executed): run `.venv/bin/python tools/update_readme.py`")
+
+
 def test_results_block_reports_missing_results(tmp_path):
     assert "No results yet" in results_block(tmp_path)
+
+
+def _cell(begin: str, end: str) -> dict:
+    return {"cell_type": "code", "source": "", "outputs": [],
+            "metadata": {"execution": {"iopub.execute_input": begin, "shell.execute_reply": end}}}
+
+
+def test_runtime_sums_the_cells_of_each_executed_notebook(tmp_path):
+    cells = [_cell("2026-01-01T10:00:00Z", "2026-01-01T10:02:00Z"),
+             {"cell_type": "markdown", "source": "", "metadata": {}},
+             _cell("2026-01-01T10:05:00.5Z", "2026-01-01T10:06:00.5Z")]
+    (tmp_path / "01_a.ipynb").write_text(json.dumps({"cells": cells}))
+    (tmp_path / "02_b.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "metadata": {}}]}))
+    assert notebook_seconds(tmp_path / "01_a.ipynb") == 180.0  # the idle time between cells is not counted
+    block = runtime_block(tmp_path)
+    assert "| `01_a.ipynb` | 3 |" in block and "| `02_b.ipynb` | not executed |" in block
+    assert "| **all notebooks** | **3** |" in block
+
+
+def test_cache_bound_is_stated_only_for_the_top2_step():
+    from sentence_mtl.tables import freezing_tables
+
+    shared = {"task": "cache_benchmark", "metric": "speedup", "top2_step_ratio_bound": 1.94}
+    records = [{**shared, "strategy": "heads_epoch_ratio", "value": 697.0, "target": 100},
+               {**shared, "strategy": "top2_step_ratio", "value": 1.93, "target": 2}]
+    text = freezing_tables(records)
+    assert text.count("can exceed 1.94x") == 1
+    assert text.index("can exceed") > text.index("top2_step_ratio")

@@ -1,8 +1,13 @@
-"""Rewrite the README's results block from results/*.json (see sentence_mtl.tables)."""
+"""Rewrite the README's generated blocks: results from results/*.json, run times from the
+executed notebooks (see sentence_mtl.tables)."""
 
 from sentence_mtl.config import REPO_ROOT
-from sentence_mtl.tables import replace_block, results_block
+from sentence_mtl.io import atomic_path
+from sentence_mtl.tables import RUNTIME_END, RUNTIME_START, replace_block, results_block, runtime_block
 
 readme = REPO_ROOT / "README.md"
-readme.write_text(replace_block(readme.read_text(), results_block()))
-print("README results block updated")
+text = replace_block(readme.read_text(), results_block())
+text = replace_block(text, runtime_block(), RUNTIME_START, RUNTIME_END)
+with atomic_path(readme) as tmp:
+    tmp.write_text(text)
+print("README results and run-time blocks updated")

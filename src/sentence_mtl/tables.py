@@ -15,6 +15,7 @@ from .config import REPO_ROOT
 from .results import summarize
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+RUNTIME_START, RUNTIME_END = "<!-- runtime:start -->", "<!-- runtime:end -->"
 
 
 def _pct(mean: float, std: float | None = None, seeds: int = 1) -> str:
@@ -101,7 +102,7 @@ def freezing_tables(records: list[dict]) -> str:
         lines += ["", "What the cache buys (`benchmarks/cache_speedup.py`, same texts, same run): " + "; ".join(
             f"{r['strategy']} {r['value']:.{1 if r['value'] >= 10 else 2}f}x (target ≥ {r['target']:g}x"
             + (f"; no cache of the lower blocks can exceed {r['top2_step_ratio_bound']:.2f}x here, their forward "
-               f"being all it removes" if "top2_step_ratio_bound" in r else "") + ")" for r in speed) + "."]
+               f"being all it removes" if r["strategy"] == "top2_step_ratio" and "top2_step_ratio_bound" in r else "") + ")" for r in speed) + "."]
     staged = [r for r in records if r.get("stage") and r["task"] == "topic"]
     if staged:
         from .freezing_study import forgetting
@@ -176,6 +177,34 @@ def results_block(results_dir: Path = REPO_ROOT / "results") -> str:
     return f"{START}\n{body}\n{END}"
 
 
-def replace_block(readme: str, block: str) -> str:
-    start, end = readme.index(START), readme.index(END) + len(END)
+def replace_block(readme: str, block: str, start_mark: str = START, end_mark: str = END) -> str:
+    start, end = readme.index(start_mark), readme.index(end_mark) + len(end_mark)
     return readme[:start] + block + readme[end:]
+
+
+def notebook_seconds(notebook: Path) -> float | None:
+    """Seconds the committed run of a notebook spent executing cells (nbclient's timestamps).
+
+    Read from the executed notebook itself, so the README's run times are those of the run
+    whose outputs are committed, never typed; ``None`` for a notebook without timestamps.
+    """
+    from datetime import datetime
+
+    cells = json.loads(notebook.read_text())["cells"]
+    stamps = [c.get("metadata", {}).get("execution", {}) for c in cells]
+    spans = [(datetime.fromisoformat(e["iopub.execute_input"].replace("Z", "+00:00")),
+              datetime.fromisoformat(e["shell.execute_reply"].replace("Z", "+00:00")))
+             for e in stamps if "iopub.execute_input" in e and "shell.execute_reply" in e]
+    return sum((end - begin).total_seconds() for begin, end in spans) if spans else None
+
+
+def runtime_block(notebooks_dir: Path = REPO_ROOT / "notebooks") -> str:
+    """The README's run-time table: minutes per committed notebook run and their sum."""
+    rows, total = [], 0.0
+    for notebook in sorted(notebooks_dir.glob("0*.ipynb")):
+        seconds = notebook_seconds(notebook)
+        rows.append(f"| `{notebook.name}` | " + ("not executed" if seconds is None else f"{seconds / 60:.0f}") + " |")
+        total += seconds or 0.0
+    lines = [RUNTIME_START, "| notebook (committed `standard` run) | minutes |", "|---|---|", *rows,
+             f"| **all notebooks** | **{total / 60:.0f}** |", RUNTIME_END]
+    return "\n".join(lines)
