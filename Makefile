@@ -72,6 +72,7 @@ benchmark: setup
 	$(PY) benchmarks/encode_throughput.py
 	$(PY) benchmarks/cache_speedup.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/study_speedups.py
 
 train: setup  ## train the chosen multi-task configuration -> models/multitask/, score it on the full test sets
 	@echo "==> [$$(date +%H:%M:%S)] training configs/multitask.json"

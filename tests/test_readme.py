@@ -51,3 +51,25 @@ def test_cache_bound_is_stated_only_for_the_top2_step():
     text = freezing_tables(records)
     assert text.count("can exceed 1.94x") == 1
     assert text.index("can exceed") > text.index("top2_step_ratio")
+
+
+def test_study_speedup_projection_counts_each_run_once_and_leaves_setfit_alone(tmp_path):
+    from sentence_mtl.tables import study_speedups_table
+
+    notebooks, results = tmp_path / "nb", tmp_path / "results"
+    notebooks.mkdir(), results.mkdir()
+    (notebooks / "01_a.ipynb").write_text(json.dumps({"cells": [_cell("2026-01-01T10:00:00Z", "2026-01-01T10:10:00Z")]}))
+    (notebooks / "03_b.ipynb").write_text(json.dumps({"cells": [_cell("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z")]}))
+    run = {"n_per_class": 8, "seed": 0}
+    study = [{**run, "task": t, "strategy": "full_finetune", "train_seconds": 1800.0} for t in ("topic", "sentiment")]
+    study.append({**run, "task": "topic", "strategy": "setfit", "train_seconds": 600.0})
+    (results / "03_freezing_strategies.json").write_text(json.dumps(study))
+    config = {"n_texts": 512, "batch_size": 16}
+    levers = [{"strategy": s, "value": v, "speedup": x, "padding_share": p, "config": config}
+              for s, v, x, p in (("study_loop", 1.0, 1.0, 0.44), ("parallel_seeds", 1.5, 1.5, 0.44),
+                                 ("length_grouped", 2.0, 2.0, 0.12))]
+    text = study_speedups_table(levers, results, notebooks)
+    assert "| 2.00x | 12% |" in text
+    # 40 training minutes (each run once), 10 of them SetFit's: 30 / 3 = 10 left, so 60 - 20 = 40; 10 + 40 = 50
+    assert "Training is 40 of notebook 03's 60 minutes (10 of them SetFit's" in text
+    assert "(3.00x), 03 would take about 40 minutes and all notebooks about 50." in text

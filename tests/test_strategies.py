@@ -255,3 +255,10 @@ def test_a_trained_model_can_be_freed(tiny_model_dir, data):
     parameter = train_once()
     gc.collect()
     assert parameter() is None
+
+
+def test_a_run_recorded_twice_is_reported():
+    run = {"task": "topic", "strategy": "top2_unfrozen", "n_per_class": 64, "seed": 0}
+    staged = {**run, "strategy": "sequential_lora", "stage": "after_topic"}
+    records = [run, {**run, "seed": 1}, staged, {**staged, "stage": "after_sentiment"}, dict(run)]
+    assert study.duplicate_runs(records) == [("topic", "top2_unfrozen", 64, 0, None)]

@@ -497,6 +497,18 @@ def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets:
     return rows
 
 
+def duplicate_runs(records: list[dict]) -> list[tuple]:
+    """Runs recorded more than once (same task, strategy, size, seed, stage): a grid that
+    schedules a run twice would count it as two seeds in every summary."""
+    keys = [(r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")) for r in records]
+    seen, repeated = set(), []
+    for key in keys:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return repeated
+
+
 def forgetting(records: list[dict]) -> "pd.DataFrame":
     """Topic metric after stage 1 minus after stage 2, per sequential variant and seed."""
     import pandas as pd

@@ -354,9 +354,18 @@ def task3(records: list[dict] | None) -> dict | None:
                                "forgetting": {"mean": mean, "std": std, "seeds": len(drops),
                                               "text": _pct(mean, std, len(drops))}})
     seeds = sorted({r["seed"] for r in records if r["strategy"] != "zero_shot"})
+    seeds_at = {}  # size -> seeds run there
+    for r in records:
+        if r["strategy"] != "zero_shot" and r["task"] != "cache_benchmark":
+            seeds_at.setdefault(r["n_per_class"], set()).add(r["seed"])
+    most = max(len(s) for s in seeds_at.values())
+    many_seeds_up_to = max(k for k, s in seeds_at.items() if k is not None and len(s) == most)
+    fewer = [len(s) for k, s in seeds_at.items() if k is None or k > many_seeds_up_to]
+    finetuned = [r["n_per_class"] for r in records if r["strategy"] == "full_finetune" and r["n_per_class"]]
     return {"file": f"results/{file}.json", "sizes": [size_label(k) for k in sizes], "tables": tables,
             "recommendations": recommendations, "costs": costs, "forgetting": forgetting,
-            "seeds": len(seeds), "speedups": speedups,
+            "seeds": len(seeds), "many_seeds_up_to": many_seeds_up_to, "seeds_above": min(fewer, default=most),
+            "finetune_max": max(finetuned, default=None), "speedups": speedups,
             "notes": [{"strategy": s, "note": STRATEGY_NOTES.get(s, "")} for s in strategies]}
 
 
