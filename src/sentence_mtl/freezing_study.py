@@ -500,13 +500,10 @@ def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets:
 def duplicate_runs(records: list[dict]) -> list[tuple]:
     """Runs recorded more than once (same task, strategy, size, seed, stage): a grid that
     schedules a run twice would count it as two seeds in every summary."""
-    keys = [(r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")) for r in records]
-    seen, repeated = set(), []
-    for key in keys:
-        if key in seen and key not in repeated:
-            repeated.append(key)
-        seen.add(key)
-    return repeated
+    from collections import Counter
+
+    counts = Counter((r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")) for r in records)
+    return [key for key, n in counts.items() if n > 1]
 
 
 def forgetting(records: list[dict]) -> "pd.DataFrame":
@@ -591,8 +588,8 @@ def cache_speedups(texts: list[str], labels: np.ndarray, task: str = "topic", ba
 def lower_forward_seconds(model: MultiTaskModel, tokens: TokenInputs, batches, layer: int) -> list[float]:
     """Seconds of collating the token batch, the embeddings and the first ``layer`` blocks alone,
     per batch, in training mode (dropout on, as inside a full training step): the work a cache of
-    their outputs removes. (Until 2026-11-24 the collation was left out, so the bound came out a
-    few milliseconds low and the measured ratio could exceed it.)"""
+    their outputs removes (without the collation the bound comes out low and can fall below the
+    measured ratio)."""
     import time
 
     model.train()

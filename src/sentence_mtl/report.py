@@ -354,11 +354,11 @@ def task3(records: list[dict] | None) -> dict | None:
                                "sentiment": final(strategy, "sentiment", k),
                                "forgetting": {"mean": mean, "std": std, "seeds": len(drops),
                                               "text": _pct(mean, std, len(drops))}})
-    seeds = sorted({r["seed"] for r in records if r["strategy"] != "zero_shot"})
     seeds_at = {}  # size -> seeds run there
     for r in records:
-        if r["strategy"] != "zero_shot" and r["task"] != "cache_benchmark":
+        if r["strategy"] != "zero_shot":
             seeds_at.setdefault(r["n_per_class"], set()).add(r["seed"])
+    seeds = set().union(*seeds_at.values())
     most = max(len(s) for s in seeds_at.values())
     many_seeds_up_to = max(k for k, s in seeds_at.items() if k is not None and len(s) == most)
     fewer = [len(s) for k, s in seeds_at.items() if k is None or k > many_seeds_up_to]
