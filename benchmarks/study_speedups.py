@@ -15,14 +15,13 @@ Usage: python benchmarks/study_speedups.py [--n 512] [--steps 20] [--record resu
 
 import argparse
 import multiprocessing
-import time
 
 import numpy as np
 import torch
 
 from sentence_mtl.config import get_profile
 from sentence_mtl.data import DataSource, load_task, stratified_subset
-from sentence_mtl.freezing_study import TokenInputs, new_model
+from sentence_mtl.freezing_study import TokenInputs, new_model, timed_steps
 from sentence_mtl.results import Recorder, write_records
 
 BATCH = 16
@@ -50,19 +49,10 @@ def padding_share(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
 def steps_per_second(texts: list[str], labels: np.ndarray, batches: list[np.ndarray], threads: int) -> float:
     """Full fine-tuning steps on ``batches`` in this process; the first two steps are warm-up."""
     torch.set_num_threads(threads)
-    model = new_model(0, MAX_LENGTH).train()
-    model.unfreeze("encoder", "heads")
+    model = new_model(0, MAX_LENGTH).unfreeze("encoder", "heads")
     inputs = TokenInputs(model.encoder.tokenizer, texts, MAX_LENGTH)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    target = torch.as_tensor(labels)
-    for i, idx in enumerate(batches):
-        if i == 2:
-            start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(inputs.logits(model, idx, "topic"), target[idx])
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return (len(batches) - 2) / (time.perf_counter() - start)
+    times = timed_steps(model, inputs, batches, torch.as_tensor(labels), "topic")
+    return (len(batches) - 2) / sum(times[2:])
 
 
 def in_parallel(texts, labels, batches, processes: int) -> float:

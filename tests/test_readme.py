@@ -42,7 +42,7 @@ def test_runtime_sums_the_cells_of_each_executed_notebook(tmp_path):
     assert "| **all notebooks** | **3** |" in block
 
 
-def test_cache_bound_is_stated_only_for_the_top2_step():
+def test_what_the_cache_removes_is_stated_only_for_the_top2_step():
     from sentence_mtl.tables import freezing_tables
 
     shared = {"task": "cache_benchmark", "metric": "speedup", "top2_step_full_forward_s": 0.268,

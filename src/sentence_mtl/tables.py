@@ -182,7 +182,7 @@ def study_speedups_table(records: list[dict], results_dir: Path = REPO_ROOT / "r
         r = by_lever[lever]
         lines.append(f"| {name} | {r['value']:.2f} | {r['speedup']:.2f}x | {100 * r['padding_share']:.0f}% |")
     study = _load(results_dir, "03_freezing_strategies")
-    seconds = {nb.name[:2]: notebook_seconds(nb) for nb in sorted(notebooks_dir.glob("0*.ipynb"))}
+    seconds = {name[:2]: s for name, s in executed_notebook_seconds(notebooks_dir).items()}
     if study and seconds.get("03"):
         runs = {(r["strategy"], r["n_per_class"], r["seed"], r.get("stage")): r["train_seconds"] for r in study}
         training = sum(runs.values()) / 60
@@ -229,13 +229,16 @@ def notebook_seconds(notebook: Path) -> float | None:
     return sum((end - begin).total_seconds() for begin, end in spans) if spans else None
 
 
+def executed_notebook_seconds(notebooks_dir: Path = REPO_ROOT / "notebooks") -> dict[str, float | None]:
+    """``notebook_seconds`` of every numbered notebook, by file name, in order."""
+    return {nb.name: notebook_seconds(nb) for nb in sorted(notebooks_dir.glob("0*.ipynb"))}
+
+
 def runtime_block(notebooks_dir: Path = REPO_ROOT / "notebooks") -> str:
     """The README's run-time table: minutes per committed notebook run and their sum."""
-    rows, total = [], 0.0
-    for notebook in sorted(notebooks_dir.glob("0*.ipynb")):
-        seconds = notebook_seconds(notebook)
-        rows.append(f"| `{notebook.name}` | " + ("not executed" if seconds is None else f"{seconds / 60:.0f}") + " |")
-        total += seconds or 0.0
+    seconds = executed_notebook_seconds(notebooks_dir)
+    rows = [f"| `{name}` | " + ("not executed" if s is None else f"{s / 60:.0f}") + " |" for name, s in seconds.items()]
+    total = sum(s or 0.0 for s in seconds.values())
     lines = [RUNTIME_START, "| notebook (committed `standard` run) | minutes |", "|---|---|", *rows,
              f"| **all notebooks** | **{total / 60:.0f}** |", RUNTIME_END]
     return "\n".join(lines)
