@@ -15,7 +15,7 @@ NOTEBOOK_STEMS := 01_sentence_embeddings 02_multitask_heads 03_freezing_strategi
 	05_retrieval_finetuning
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb) $(patsubst %,notebooks/%.ipynb,$(NOTEBOOK_STEMS)))
 
-.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train retrieval serve clean
+.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train retrieval serve clean lab sync-notebooks
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -64,6 +64,18 @@ notebooks: setup  ## execute every notebook in place, standard profile
 		echo "    done in $$(( $$(date +%s) - start )) s"; \
 	done; \
 	if [ $$missing -gt 0 ]; then echo "==> WARNING: $$missing of $$n notebooks missing (see MISSING above)"; fi
+
+# JupyterLab for re-running cells: the project's kernel (.venv), data folder and profile.
+# Extra server flags go in LAB_FLAGS (e.g. LAB_FLAGS="--no-browser --port 8890"); root needs --allow-root.
+LAB_FLAGS ?=
+lab: setup  ## JupyterLab on notebooks/ (profile: $$SENTENCE_MTL_PROFILE, default standard; smoke re-runs in seconds)
+	SENTENCE_MTL_PROFILE=$${SENTENCE_MTL_PROFILE:-standard} $(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)
+
+# Each notebook and its text twin in notebooks/src/ (jupytext.toml pairs them): carry edits from
+# the newer side to the other, keeping the notebook's outputs.
+sync-notebooks: setup  ## jupytext --sync every notebook with its notebooks/src/*.py twin
+	$(VENV)/bin/jupytext --sync notebooks/src/*.py
 
 report: setup  ## rebuild report/data.json and report.pdf from results/*.json and figures/*.png
 	$(PY) -m sentence_mtl.report

@@ -2,22 +2,38 @@
 training loop can be tested in seconds on CPU. Its weights are random; tests check mechanics
 (losses fall, resume is exact, shapes, errors), never quality."""
 
+from pathlib import Path
+
 import pytest
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from serve_support import build_tiny_bert
 
-    from sentence_mtl.config import DEFAULT_MODEL
-    from sentence_mtl.encoder import resolve_model_path
+    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
 
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """A multi-task model (topic, sentiment heads) on the tiny BERT, saved as `make train` saves."""
+    from sentence_mtl.multitask import MultiTaskModel
+
+    path = tmp_path_factory.mktemp("multitask") / "model"
+    MultiTaskModel.from_encoder_name(tiny_model_dir, ["topic", "sentiment"]).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def texts_txt(tmp_path) -> Path:
+    path = tmp_path / "in.txt"
+    path.write_text("Stocks rallied.\nWhat a day!\n")
+    return path
+
+
+def pytest_configure(config):
+    """Tests load the packaged backbone; the hub is never asked (the library leaves this to its
+    callers: the Makefile and the CLI set it too)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -139,3 +139,13 @@ def test_failed_encode_leaves_no_entry(tmp_path):
     with pytest.raises(RuntimeError):
         cached_encode(Broken(), TEXTS, root=tmp_path)
     assert entries(tmp_path) == []
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_layer_states_refuse_a_batch_size_below_one(tmp_path, batch_size):
+    """A negative batch size would skip the loop and cache uninitialised rows under a valid key."""
+    from sentence_mtl.cache import cached_layer_states
+
+    with pytest.raises(ValueError, match="positive integer"):
+        cached_layer_states(FakeEncoder(), TEXTS, layer=1, batch_size=batch_size, root=tmp_path)
+    assert not entries(tmp_path)

@@ -431,6 +431,37 @@ def test_file_not_in_manifest(tmp_path):
         load_ag_news("test", source(tmp_path, {"ag_news/train.csv": sha(AG_GOOD)}))
 
 
+@pytest.mark.parametrize("line", ["not-a-digest", f"{'0' * 64}", f"{'0' * 63}  ag_news/test.csv",
+                                  f"{'g' * 64}  ag_news/test.csv", f"{'0' * 64}ag_news/test.csv"])
+def test_malformed_manifest_line_names_the_line(tmp_path, line):
+    from sentence_mtl.data_folder import read_manifest as parse_manifest
+
+    write(tmp_path, "ag_news/test.csv", AG_GOOD)
+    write(tmp_path, MANIFEST_NAME, f"# a comment\n{sha(AG_GOOD)}  ag_news/test.csv\n{line}\n")
+    with pytest.raises(DataError, match=f"{MANIFEST_NAME}, line 3: expected"):
+        parse_manifest(tmp_path / MANIFEST_NAME)
+    with pytest.raises(DataError, match="line 3"):
+        DataSource.resolve(tmp_path)
+
+
+def test_manifest_reads_sha256sum_binary_mode_and_crlf(tmp_path):
+    from sentence_mtl.data_folder import read_manifest as parse_manifest
+
+    write(tmp_path, MANIFEST_NAME, f"{sha(AG_GOOD).upper()} *ag_news/test.csv\r\n")
+    assert parse_manifest(tmp_path / MANIFEST_NAME) == {"ag_news/test.csv": sha(AG_GOOD)}
+
+
+@pytest.mark.parametrize("rel, load", [("ag_news/test.csv", lambda s: load_ag_news("test", s)),
+                                       ("twitter_us_airline_sentiment/Tweets_repaired.csv", load_airline)])
+def test_csv_data_that_is_not_utf8(tmp_path, rel, load):
+    path = tmp_path / rel
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'"3","Caf\xe9 prices","rose"\n' if "ag_news" in rel
+                     else b"airline,airline_sentiment,text\nDelta,positive,caf\xe9\n")
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        load(source(tmp_path))
+
+
 # --------------------------------------------------------------------------- sampling and splits
 
 

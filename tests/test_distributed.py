@@ -36,7 +36,7 @@ def test_two_process_training(tmp_path, tiny_model_dir):
     assert reports[0]["steps"] == reports[1]["steps"]
     assert reports[0]["first_batch"] != reports[1]["first_batch"]  # on different batches
 
-    assert (out / "checkpoint" / "state.pt").is_file()  # one checkpoint, written by one process
+    assert (out / "checkpoint" / "manifest.json").is_file()  # one checkpoint, written by one process
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary folders left behind"
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in log if e["type"] == "step"]

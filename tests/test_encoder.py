@@ -178,6 +178,13 @@ def test_batch_size_independence(encoder):
     np.testing.assert_allclose(one, eight, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_encode_rejects_a_batch_size_below_one(encoder, batch_size):
+    """Below 1 the batching loop would never run, leaving uninitialised rows in the output."""
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        encoder.encode(SENTENCES[:3], batch_size=batch_size)
+
+
 def test_encode_restores_training_mode(encoder):
     encoder.train()
     try:
@@ -276,3 +283,18 @@ def test_max_seq_length_from_a_sentence_transformers_v6_folder(tmp_path, tiny_mo
     tokenizer.model_max_length = 64
     tokenizer.save_pretrained(folder)
     assert SentenceEncoder.from_pretrained(folder).max_seq_length == 64
+
+
+def test_a_damaged_saved_folder_is_a_model_load_error_naming_the_file(tmp_path, tiny_model_dir):
+    from sentence_mtl.io import InputError
+    from sentence_mtl.model_folder import ModelLoadError
+
+    saved = tmp_path / "saved"
+    SentenceEncoder.from_pretrained(tiny_model_dir, projection_dim=8).save_pretrained(saved)
+    (saved / "projection.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(ModelLoadError, match=r"projection\.safetensors: SafetensorError") as caught:
+        SentenceEncoder.from_pretrained(saved)
+    assert isinstance(caught.value, InputError) and str(saved) in str(caught.value)
+    (saved / ENCODER_CONFIG).write_text('{"pooling": "mean", "normalize": "yes"}')
+    with pytest.raises(ModelLoadError, match="'normalize' must be true or false"):
+        SentenceEncoder.from_pretrained(saved)

@@ -214,3 +214,46 @@ def test_read_input_texts_accepts_bom_and_multiline_cells(tmp_path):
     bad.write_text('text,id\n"spans\ntwo lines",1\n,2\n', encoding="utf-8")
     with pytest.raises(InputError, match="line 4"):
         read_input_texts(bad)
+
+
+def test_read_input_texts_splits_txt_only_at_newlines(tmp_path):
+    from sentence_mtl.io import read_input_texts
+
+    path = tmp_path / "in.txt"
+    path.write_bytes("a\u2028b\nc\x0cd\x85e\r\nf\rg\x1ch\n".encode("utf-8"))
+    assert read_input_texts(path) == ["a\u2028b", "c\x0cd\x85e", "f\rg\x1ch"]
+
+
+def test_read_input_texts_rejects_a_folder_and_repeated_text_columns(tmp_path):
+    from sentence_mtl.io import InputError, read_input_texts
+
+    (tmp_path / "folder.txt").mkdir()
+    with pytest.raises(InputError, match="is a directory, not a file"):
+        read_input_texts(tmp_path / "folder.txt")
+    (tmp_path / "two.csv").write_text("text,text\na,b\n")
+    with pytest.raises(InputError, match="2 columns are named 'text'"):
+        read_input_texts(tmp_path / "two.csv")
+
+
+def test_escape_formula_follows_owasp():
+    from sentence_mtl.io import escape_formula
+
+    for cell in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert escape_formula(cell) == "'" + cell
+    for cell in ("plain", " =1", "1-2", "a@b", ""):
+        assert escape_formula(cell) == cell
+
+
+def test_check_output_path(tmp_path):
+    from sentence_mtl.io import InputError, check_output_path
+
+    src = tmp_path / "in.csv"
+    src.write_text("text\na\n")
+    assert check_output_path(tmp_path / "new" / "out.csv", ".csv", src) == tmp_path / "new" / "out.csv"
+    for output, message in ((src, "is the input file"), (tmp_path, "must end in .csv"),
+                            (src / "out.csv", "is a file, not a folder")):
+        with pytest.raises(InputError, match=message):
+            check_output_path(output, ".csv", src)
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        check_output_path(tmp_path / "d.csv", ".csv", src)

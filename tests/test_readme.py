@@ -3,8 +3,8 @@
 import json
 
 from sentence_mtl.config import REPO_ROOT
-from sentence_mtl.tables import (END, RUNTIME_END, RUNTIME_START, START, notebook_seconds, replace_block,
-                                 results_block, runtime_block)
+from sentence_mtl.tables import (END, RUNTIME_END, RUNTIME_START, SOAK_END, SOAK_START, START, notebook_seconds,
+                                 replace_block, results_block, runtime_block, serve_soak_block)
 
 
 def test_readme_results_block_is_current():
@@ -19,6 +19,21 @@ def test_readme_runtime_block_is_current():
     assert RUNTIME_START in readme and RUNTIME_END in readme
     assert replace_block(readme, runtime_block(), RUNTIME_START, RUNTIME_END) == readme, (
         "README run-time block is stale (a notebook was re-executed): run `.venv/bin/python tools/update_readme.py`")
+
+
+def test_readme_serve_soak_block_is_current():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert SOAK_START in readme and SOAK_END in readme
+    assert replace_block(readme, serve_soak_block(), SOAK_START, SOAK_END) == readme, (
+        "README soak block is stale: run `.venv/bin/python tools/update_readme.py`")
+
+
+def test_serve_soak_block_states_a_missed_target(tmp_path):
+    soak = json.loads((REPO_ROOT / "results" / "serve_soak.json").read_text())
+    (tmp_path / "serve_soak.json").write_text(json.dumps({**soak, "health_p95_s": 2.5, "rss_end_over_start": 3.0}))
+    block = serve_soak_block(tmp_path)
+    assert "| < 1 s | missed (2.50x) |" in block and "| <= 1.2x | missed |" in block
+    assert "No soak run" in serve_soak_block(tmp_path / "empty")
 
 
 def test_results_block_reports_missing_results(tmp_path):

@@ -8,7 +8,6 @@ and a bounded concurrent load. Weights are random: nothing here is about quality
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,12 +17,12 @@ import time
 import httpx
 import numpy as np
 import pytest
+from serve_support import build_service_models, quiet_env, running_server
 
 import sentence_mtl
 from sentence_mtl.cli import main
 from sentence_mtl.data import TASKS
 from sentence_mtl.encoder import SentenceEncoder
-from sentence_mtl.multitask import MultiTaskModel
 
 LIMITS_ENV = {"SENTENCE_MTL_MAX_TEXTS": "8", "SENTENCE_MTL_MAX_DOCUMENTS": "10",
               "SENTENCE_MTL_MAX_BODY_BYTES": "20000"}
@@ -31,62 +30,21 @@ MAX_TEXT_CHARS = 100  # given as --max-text-chars
 TASK_LABELS = {task: list(TASKS[task].label_names) for task in ("topic", "sentiment")}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _quiet_env(**extra) -> dict:
-    """One thread per server: a training job may share this machine."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-            "HF_HUB_OFFLINE": "1", **extra}
-
-
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory, tiny_model_dir):
-    root = tmp_path_factory.mktemp("serve-models")
-    # max_seq_length 128: the tiny BERT has 128 positions (its tokenizer would allow 512)
-    MultiTaskModel.from_encoder_name(tiny_model_dir, ["topic", "sentiment"], max_seq_length=128).save_pretrained(
-        root / "multitask")
-    SentenceEncoder.from_pretrained(tiny_model_dir, max_seq_length=128).save_pretrained(root / "retrieval")
-    return root / "multitask", root / "retrieval"
+    return build_service_models(tmp_path_factory.mktemp("serve-models"), tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
 def server(model_dirs, tmp_path_factory):
     """Base URL of a `python -m sentence_mtl.cli serve` subprocess; yields (url, log path)."""
-    multitask, retrieval = model_dirs
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("serve-log") / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sentence_mtl.cli", "serve", "--port", str(port),
-             "--multitask-model", str(multitask), "--retrieval-model", str(retrieval),
-             "--max-text-chars", str(MAX_TEXT_CHARS)],
-            stdout=log, stderr=subprocess.STDOUT, env=_quiet_env(**LIMITS_ENV))
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer /health within 120 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield url, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with running_server(*model_dirs, log_path, env=LIMITS_ENV,
+                            args=["--max-text-chars", str(MAX_TEXT_CHARS)]) as (url, _):
+            yield url, log_path
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +61,30 @@ def test_health_names_models_versions_and_limits(client, model_dirs):
     assert body["status"] == "ok" and body["package_version"] == sentence_mtl.__version__
     multitask, retrieval = body["models"]["multitask"], body["models"]["retrieval"]
     assert multitask["tasks"] == ["topic", "sentiment"] and multitask["labels"] == TASK_LABELS
-    assert multitask["path"] == str(model_dirs[0].resolve()) and retrieval["path"] == str(model_dirs[1].resolve())
     assert multitask["version"].startswith("sha256:") and len(multitask["version"]) == len("sha256:") + 12
     assert retrieval["version"].startswith("sha256:") and retrieval["dim"] == 32
-    assert body["limits"] == {"max_texts": 8, "max_text_chars": MAX_TEXT_CHARS, "max_documents": 10,
-                              "max_body_bytes": 20000}
+    limits = body["limits"]
+    assert {k: limits[k] for k in ("max_texts", "max_text_chars", "max_documents", "max_body_bytes")} == {
+        "max_texts": 8, "max_text_chars": MAX_TEXT_CHARS, "max_documents": 10, "max_body_bytes": 20000}
+    assert limits["header_timeout"] > 0 and limits["max_concurrency"] > 0
+
+
+def test_health_and_embed_name_model_folders_not_absolute_paths(client, model_dirs):
+    """The models live outside the server's working directory: only their folder names show."""
+    body = client.get("/health").json()
+    assert body["models"]["multitask"]["path"] == model_dirs[0].name == "multitask"
+    assert body["models"]["retrieval"]["path"] == "retrieval"
+    embed = client.post("/embed", json={"texts": ["a"]}).json()
+    assert embed["model"] == "retrieval" and embed["version"] == body["models"]["retrieval"]["version"]
+    root = str(model_dirs[0].parent.parent)
+    for text in (json.dumps(body), json.dumps({k: v for k, v in embed.items() if k != "vectors"})):
+        assert root not in text and '"/' not in text, text
+
+
+def test_head_health_answers_like_get(client):
+    head, get = client.head("/health"), client.get("/health")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
 
 
 def test_openapi_and_docs(client):
@@ -120,7 +97,7 @@ def test_openapi_and_docs(client):
 def test_embed_returns_unit_vectors_equal_to_the_encoder(client, model_dirs):
     texts = ["Stocks rallied on Friday.", "Café über naïve 😀", "Stocks rallied on Friday."]
     body = client.post("/embed", json={"texts": texts}).json()
-    assert body["dim"] == 32 and isinstance(body["model"], str) and body["model"]
+    assert body["dim"] == 32 and body["model"] == "retrieval" and body["version"].startswith("sha256:")
     vectors = np.array(body["vectors"])
     assert vectors.shape == (3, 32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
@@ -162,6 +139,12 @@ def test_similar_ranks_by_cosine(client):
     assert len(client.post("/similar", json={"query": "q", "documents": documents}).json()["results"]) == 5
     assert len(client.post("/similar", json={"query": "q", "documents": documents[:3]}).json()["results"]) == 3
 
+    def ranked(**payload):
+        return client.post("/similar", json={"query": "q", **payload}).json()["results"]
+
+    assert len(ranked(documents=documents[:2], top_k=3)) == 2  # top_k over the documents sent: all of them
+    assert len(ranked(documents=documents, top_k=3.0)) == 3  # JSON Schema counts 3.0 as an integer
+
 
 # --------------------------------------------------------------------------- bad input
 
@@ -173,9 +156,9 @@ TEXTS_CASES = [
     ({"texts": ["ok", 3]}, 422, ["'texts[1]'", "must be a string"]),
     ({"texts": ["ok", None]}, 422, ["'texts[1]'", "must be a string"]),
     ({"texts": [["nested"]]}, 422, ["'texts[0]'", "must be a string"]),
-    ({"texts": ["x"] * 9}, 413, ["Too many texts", "9", "at most 8"]),
-    ({"texts": ["ok", "x" * (MAX_TEXT_CHARS + 1)]}, 413, ["'texts[1]'", f"{MAX_TEXT_CHARS + 1} characters",
-                                                          f"limit of {MAX_TEXT_CHARS}"]),
+    ({"texts": ["x"] * 9}, 422, ["Too many texts", "9", "at most 8", "max_texts"]),
+    ({"texts": ["ok", "x" * (MAX_TEXT_CHARS + 1)]}, 422, ["'texts[1]'", f"{MAX_TEXT_CHARS + 1} characters",
+                                                          f"limit of {MAX_TEXT_CHARS}", "max_text_chars"]),
     ({}, 422, ["'texts' is missing"]),
     ({"text": ["a"]}, 422, ["Unknown field 'text'"]),
     (["a"], 422, ["JSON object", "array"]),
@@ -191,11 +174,11 @@ SIMILAR_CASES = [
     ({"query": "q", "documents": ["a", 1]}, 422, ["'documents[1]'", "must be a string"]),
     ({"query": "q", "documents": ["a", " "]}, 422, ["'documents[1]'", "whitespace"]),
     ({"query": "q"}, 422, ["'documents' is missing"]),
-    ({"query": "q", "documents": ["a"] * 11}, 413, ["Too many documents", "at most 10"]),
-    ({"query": "q" * (MAX_TEXT_CHARS + 1), "documents": ["a"]}, 413, ["'query'", "characters"]),
-    ({"query": "q", "documents": ["a", "d" * (MAX_TEXT_CHARS + 1)]}, 413, ["'documents[1]'", "characters"]),
+    ({"query": "q", "documents": ["a"] * 11}, 422, ["Too many documents", "at most 10", "max_documents"]),
+    ({"query": "q" * (MAX_TEXT_CHARS + 1), "documents": ["a"]}, 422, ["'query'", "characters"]),
+    ({"query": "q", "documents": ["a", "d" * (MAX_TEXT_CHARS + 1)]}, 422, ["'documents[1]'", "characters"]),
     ({"query": "q", "documents": ["a", "b"], "top_k": 0}, 422, ["'top_k'", "at least 1"]),
-    ({"query": "q", "documents": ["a", "b"], "top_k": 3}, 422, ["'top_k' is 3", "only 2 documents"]),
+    ({"query": "q", "documents": ["a", "b"], "top_k": 11}, 422, ["'top_k'", "at most 10"]),
     ({"query": "q", "documents": ["a", "b"], "top_k": "1"}, 422, ["'top_k'", "integer"]),
     ({"query": "q", "documents": ["a", "b"], "top_k": 1.5}, 422, ["'top_k'", "integer"]),
 ]
@@ -239,6 +222,14 @@ def test_oversized_body_is_refused_before_parsing(client):
 def test_unknown_paths_and_methods_are_json(client):
     _assert_error(client.get("/nope"), 404, ["/nope", "POST /predict"])
     _assert_error(client.get("/predict"), 405, ["GET is not allowed"])
+
+
+@pytest.mark.parametrize("method, path, allowed", [("GET", "/predict", "POST"), ("TRACE", "/embed", "POST"),
+                                                   ("PUT", "/health", "GET, HEAD"), ("DELETE", "/similar", "POST")])
+def test_405_names_the_allowed_methods(client, method, path, allowed):
+    response = client.request(method, path)
+    _assert_error(response, 405, [f"{method} is not allowed"])
+    assert response.headers["allow"] == allowed
 
 
 # --------------------------------------------------------------------------- load, then survival
@@ -307,6 +298,19 @@ def test_serve_with_a_missing_model_exits_2_naming_the_make_command(tmp_path, mo
     assert code == 2 and "make retrieval" in err and "make train" not in err
 
 
+def test_serve_on_a_taken_port_exits_2_with_one_clear_line(model_dirs):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "sentence_mtl.cli", "serve", "--port", str(port),
+                                 "--multitask-model", str(model_dirs[0]), "--retrieval-model", str(model_dirs[1])],
+                                capture_output=True, text=True, timeout=120, env=quiet_env())
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith(f"error: could not listen on 127.0.0.1:{port}"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_rejects_a_bad_limit(monkeypatch, capsys):
     monkeypatch.setenv("SENTENCE_MTL_MAX_TEXTS", "lots")
     assert main(["serve"]) == 2
@@ -325,6 +329,8 @@ def test_service_limits_precedence():
     assert (limits.max_texts, limits.max_text_chars, limits.max_documents) == (5, 2000, 7)
     with pytest.raises(ValueError, match="max_documents"):
         ServiceLimits(max_documents=0)
+    with pytest.raises(ValueError, match="MAX_BUFFERED_BYTES"):
+        ServiceLimits(max_body_bytes=10, max_buffered_bytes=9)
     json.dumps(limits.__dict__)  # plain data, reported by /health
 
 

@@ -1,4 +1,8 @@
 import json
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -6,8 +10,9 @@ import torch
 
 from sentence_mtl.data import TaskData
 from sentence_mtl.multitask import MultiTaskModel
-from sentence_mtl.training import (MISSING, LossWeighting, MultiTaskObjective, Source, StopTraining,
-                                   TrainConfig, Trainer, epoch_plan, parameter_groups,
+from sentence_mtl.checkpoint import CheckpointError
+from sentence_mtl.training import (MISSING, ConfigError, LossWeighting, MultiTaskObjective, Source, StopTraining,
+                                   TrainConfig, Trainer, epoch_plan, json_line, parameter_groups,
                                    sampling_probabilities)
 
 WORDS = {
@@ -150,6 +155,89 @@ def test_config_rejects_unknown_keys():
         TrainConfig.from_dict({"epochz": 3})
 
 
+@pytest.mark.parametrize("values, fragments", [
+    ({"epochs": "two"}, ["'epochs'", "an integer", "'two' (a string)"]),
+    ({"batch_size": 0}, ["'batch_size'", "an integer >= 1", "got 0"]),
+    ({"encoder_lr": -1e-5}, ["'encoder_lr'", "a number >= 0", "-1e-05"]),
+    ({"head_hidden_dim": 1.5}, ["'head_hidden_dim'", "an integer or null", "1.5"]),
+    ({"epochs": True}, ["'epochs'", "an integer", "True (a boolean)"]),
+    ({"tasks": "topic"}, ["'tasks'", "a list of non-empty strings", "'topic' (a string)"]),
+    ({"tasks": ["topik"]}, ["'tasks'", "['topik']", "airline"]),
+    ({"sampling": "random"}, ["'sampling'", "round_robin", "'random'"]),
+    ({"normalize": "yes"}, ["'normalize'", "true or false", "'yes'"]),
+    ({"dropout": 1.0}, ["'dropout'", "[0, 1)", "1.0"]),
+    ({"static_weights": {"airline": 1}}, ["'static_weights'", "airline"]),
+    ({"epochz": 3}, ["epochz", "did you mean 'epochs'"]),
+])
+def test_config_error_names_key_value_and_expectation(values, fragments):
+    with pytest.raises(ConfigError) as error:
+        TrainConfig.from_dict(values)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"[1, 2]", "a JSON object of TrainConfig fields, not [1, 2]"),
+    (b'{"epochs": 2,}', "not valid JSON"),
+    (b'{"encoder_lr": NaN}', "NaN"),
+    (b"\xff\xfe{}", "not UTF-8"),
+])
+def test_config_file_errors(tmp_path, content, fragment):
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        TrainConfig.from_file(path)
+    with pytest.raises(ConfigError, match="is a directory"):
+        TrainConfig.from_file(tmp_path)
+
+
+def test_config_converts_json_types():
+    config = TrainConfig.from_dict({"encoder_lr": 1, "tasks": ["topic"], "static_weights": {"topic": 2}})
+    assert config.encoder_lr == 1.0 and isinstance(config.encoder_lr, float)
+    assert config.tasks == ("topic",) and config.static_weights == {"topic": 2.0}
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('{"epochs": "two"}', "training config key 'epochs' must be an integer, got 'two'"),
+    ('{"batch_size": 0}', "training config key 'batch_size' must be an integer >= 1, got 0"),
+    ('{"epochs": 2', "not valid JSON"),
+])
+def test_cli_train_rejects_bad_config_in_one_line(tmp_path, content, fragment):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "sentence_mtl.cli", "train", "--config", str(path)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"error: {path}: ") or result.stderr.startswith(f"error: Training config {path}")
+    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--save-to", "--output-dir"])
+def test_cli_train_refuses_an_output_folder_that_is_a_file(tmp_path, flag):
+    """Checked before any data is read or any step is trained, not a traceback after training."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"epochs": 1}))
+    occupied = tmp_path / "a_file"
+    occupied.write_text("not a folder")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "sentence_mtl.cli", "train", "--config", str(config),
+                             flag, str(occupied)], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {flag}{' (or the config' + chr(39) + 's output_dir)' if flag == '--output-dir' else ''} {occupied} is a file; give a folder path."]
+
+
+def test_unknown_freeze_part_is_a_config_error(tmp_path, tiny_model_dir):
+    sources, val = toy_data()
+    with pytest.raises(ConfigError, match="'freeze'.*'layer.9'"):
+        Trainer(toy_config(tmp_path, tiny_model_dir, freeze=("layer.9",)), sources, val, show_progress=False)
+
+
+def test_log_lines_are_strict_json():
+    line = json_line({"loss": float("nan"), "tasks": {"a": float("inf")}, "lr": [1.0, float("-inf")]})
+    assert line == '{"loss": null, "tasks": {"a": null}, "lr": [1.0, null]}'
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -198,7 +286,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, tiny_model_dir):
 
     with pytest.raises(StopTraining):
         Trainer(killed_config, sources, val, show_progress=False, step_callback=kill).run()
-    assert (tmp_path / "killed" / "run" / "checkpoint" / "state.pt").is_file()
+    assert (tmp_path / "killed" / "run" / "checkpoint" / "manifest.json").is_file()
     resumed = Trainer(killed_config, sources, val, show_progress=False).run()[1]
     assert _final_eval(resumed)["tasks"] == _final_eval(full)["tasks"]
     assert [e["loss"] for e in resumed if e["type"] == "step"] == [e["loss"] for e in full if e["type"] == "step"]
@@ -211,3 +299,20 @@ def test_early_stopping(tmp_path, tiny_model_dir):
     _, log = trainer.run()
     assert trainer.state["stopped_early"]
     assert len([e for e in log if e["type"] == "eval"]) == 2  # no improvement after the first
+    # started again, a finished run resumes from its last checkpoint and has nothing left to do
+    again = Trainer(config, sources, val, show_progress=False, step_callback=lambda *_: pytest.fail("trained"))
+    assert again.run()[1] == log and again.state == trainer.state
+
+
+def test_a_damaged_best_model_is_refused_not_returned(tmp_path, tiny_model_dir):
+    """A finished run hands back its best model only after checking it against its manifest."""
+    sources, val = toy_data()
+    config = toy_config(tmp_path, tiny_model_dir, epochs=2, early_stopping_patience=1)
+    trainer = Trainer(config, sources, val, show_progress=False)
+    trainer.run()
+    weights = next((trainer.best_dir / "model").rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="best"):
+        Trainer(config, sources, val, show_progress=False).run()

@@ -98,6 +98,10 @@ def _compute_layer_states(encoder, texts: list[str], layer: int, batch_size: int
                           show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
     from tqdm.auto import tqdm
 
+    from .encoder import check_batch_size
+
+    check_batch_size(batch_size)
+
     was_training = encoder.training
     encoder.eval()
     features = encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_seq_length)

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
 
+TRUNCATION = ("Texts longer than the model's max_seq_length ({}) are truncated: the tokens past it are "
+              "ignored, so only the beginning of a long text counts.")
+
+
+def positive_int(value: str) -> int:
+    """argparse type: a batch size or item count of 0 or less would mean no work, or garbage."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
+    return number
+
 
 def cmd_embed(args) -> None:
     import numpy as np
 
-    from .encoder import SentenceEncoder
-    from .io import InputError, atomic_path, read_input_texts
+    from .io import check_output_path, output_file, read_input_texts
 
-    output = Path(args.output)
-    if output.suffix != ".npy":
-        raise InputError(f"--output must end in .npy (got {output}).")
+    output = check_output_path(args.output, ".npy", args.input)
     texts = read_input_texts(args.input)
+    from .encoder import SentenceEncoder  # after the checks of the paths: it loads torch (seconds)
+
     encoder = SentenceEncoder.from_pretrained(args.model, pooling=args.pooling,
                                               normalize=not args.no_normalize)
     if args.int8:
         encoder = encoder.quantized_int8()
     embeddings = encoder.encode(texts, batch_size=args.batch_size, show_progress=True)
-    with atomic_path(output) as tmp:
+    with output_file(output) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, embeddings)
     print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output}")
@@ -34,9 +48,14 @@ def cmd_train(args) -> None:
     from .data import DataSource
     from .training import TrainConfig, Trainer, load_training_data
 
+    from .io import check_output_folder
+
     config = TrainConfig.from_file(args.config)
     if args.output_dir:
         config.output_dir = args.output_dir
+    check_output_folder(config.output_dir, "--output-dir (or the config's output_dir)")
+    if args.save_to:
+        check_output_folder(args.save_to, "--save-to")
     sources, val_sets = load_training_data(config, DataSource.resolve(args.data_dir))
     import time
 
@@ -63,44 +82,79 @@ def cmd_train(args) -> None:
 
 
 def _load_model(path):
-    from .io import InputError
     from .multitask import MultiTaskModel
 
-    try:
-        return MultiTaskModel.from_pretrained(path)
-    except FileNotFoundError as e:
-        raise InputError(str(e)) from e
+    return MultiTaskModel.from_pretrained(path)  # a missing or corrupt folder: ModelLoadError, an InputError
 
 
 def cmd_evaluate(args) -> None:
     import json
 
-    from .data import DataSource, load_task, stratified_subset
+    from .data import TASKS, DataSource, load_task, stratified_subset
     from .io import InputError
-    from .training import evaluate
 
+    existing_records = _read_records(args.record) if args.record else None
+    if args.task not in TASKS:
+        raise InputError(f"Unknown task {args.task!r}; known tasks: {sorted(TASKS)}.")
+    # the data first: a bad data folder is reported before the model is loaded (seconds)
+    data = stratified_subset(load_task(args.task, args.split, DataSource.resolve(args.data_dir)), args.max_items)
     model = _load_model(args.model)
     if args.task not in model.tasks:
         raise InputError(f"The model has no {args.task!r} head; it has {model.tasks}.")
-    data = stratified_subset(load_task(args.task, args.split, DataSource.resolve(args.data_dir)), args.max_items)
+    from .training import evaluate
+
     metrics = evaluate(model, {args.task: data})[args.task]
     print(json.dumps({"task": args.task, "split": args.split, **metrics}, indent=1))
     if args.record:
-        _write_record(args, model, data, metrics)
+        _write_record(args, model, data, metrics, existing_records)
 
 
-def _write_record(args, model, data, metrics) -> None:
+def _read_records(path) -> list[dict]:
+    """The records already in a ``--record`` file, checked before any scoring is done."""
+    import json
+
+    from .io import InputError, check_output_path
+    from .results import REQUIRED_KEYS
+
+    path = check_output_path(path, None, flag="--record")
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"--record {path} is not a results file ({e}); give another path, or fix "
+                         "or remove it.") from e
+    problem = None if isinstance(records, list) else f"it holds a JSON {type(records).__name__}"
+    for i, record in enumerate(records if problem is None else []):
+        missing = [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else list(REQUIRED_KEYS)
+        if missing:
+            problem = f"record {i} lacks {missing}"
+            break
+    if problem:
+        raise InputError(f"--record {path} is not a results file (a JSON list of records): {problem}. "
+                         "Give another path, or fix or remove it.")
+    return records
+
+
+def _write_record(args, model, data, metrics, records) -> None:
     """Add (or replace) this task's record in a results file, DESIGN.md format."""
     import json
 
     from .config import get_profile
+    from .io import InputError
     from .results import make_record, write_records
 
     summary_path = Path(args.model) / "training_summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{summary_path} is not valid JSON ({e}). Re-create the model with `make train`, "
+                         "or remove that file.") from e
+    if not isinstance(summary, dict):
+        raise InputError(f"{summary_path} must hold a JSON object. Re-create the model with `make train`, "
+                         "or remove that file.")
     config = model.training_config
     path = Path(args.record)
-    records = json.loads(path.read_text()) if path.is_file() else []
     records = [r for r in records if not (r["task"] == args.task and r["split"] == args.split)]
     records.append(make_record(
         experiment=path.stem, task=args.task, dataset=data.dataset, split=args.split, strategy="multitask_model",
@@ -110,38 +164,38 @@ def _write_record(args, model, data, metrics) -> None:
         train_seconds=summary.get("train_seconds"), trainable_params=summary.get("trainable_params"),
         peak_memory_mb=summary.get("peak_memory_mb"), train_examples=summary.get("train_examples"),
         profile=get_profile().name, config=config, is_sample=data.is_sample))
-    write_records(path, records)
+    try:
+        write_records(path, records)
+    except OSError as e:
+        raise InputError(f"Cannot write {path}: {e.strerror or e}.") from e
     print(f"record written to {path}")
 
 
 def cmd_predict(args) -> None:
     import csv
 
-    from .io import InputError, atomic_path, read_input_texts
+    from .io import check_output_path, escape_formula, output_file, read_input_texts
 
-    output = Path(args.output)
-    if output.suffix != ".csv":
-        raise InputError(f"--output must end in .csv (got {output}).")
+    output = check_output_path(args.output, ".csv", args.input)
     texts = read_input_texts(args.input)
     model = _load_model(args.model)
     predictions = model.predict(texts, batch_size=args.batch_size)
-    with atomic_path(output) as tmp:
+    cell = escape_formula if args.escape_formulas else str
+    with output_file(output) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["text"] + [c for t in model.tasks for c in (t, f"{t}_probability")])
             for i, text in enumerate(texts):
-                writer.writerow([text] + [v for t in model.tasks for v in (
-                    predictions[t]["label"][i], f"{predictions[t]['probability'][i]:.4f}")])
+                writer.writerow([cell(text)] + [v for t in model.tasks for v in (
+                    cell(predictions[t]["label"][i]), f"{predictions[t]['probability'][i]:.4f}")])
     print(f"wrote {len(texts)} predictions for tasks {model.tasks} to {output}")
 
 
 def cmd_serve(args) -> None:
     import logging
 
-    import uvicorn
-
     from .io import InputError
-    from .serve import ServiceLimits, create_app
+    from .serve import ServiceLimits, create_app, run
 
     try:
         limits = ServiceLimits.from_env(max_texts=args.max_texts, max_text_chars=args.max_text_chars,
@@ -150,21 +204,24 @@ def cmd_serve(args) -> None:
         raise InputError(str(e)) from e
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     app = create_app(args.multitask_model, args.retrieval_model, limits)  # ModelNotFound -> exit 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    if not run(app, args.host, args.port, limits):  # uvicorn with the connection limits and a request-head timeout
+        raise InputError(f"could not listen on {args.host}:{args.port} (the reason is logged above: the port is "
+                         "in use, or the host is not an address of this machine); choose another --port or --host.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentence-mtl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    embed = sub.add_parser("embed", help="encode sentences into fixed-length vectors (.npy)")
+    embed = sub.add_parser("embed", help="encode sentences into fixed-length vectors (.npy)",
+                           epilog=TRUNCATION.format("256 tokens for the default MiniLM"))
     embed.add_argument("--input", required=True, help=".txt (one sentence per line) or .csv with a 'text' column")
     embed.add_argument("--output", required=True, help="where to write the embeddings (.npy)")
     embed.add_argument("--model", default=DEFAULT_MODEL, help="model name or path")
     embed.add_argument("--pooling", choices=["mean", "cls", "max"], default="mean")
     embed.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
     embed.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (CPU)")
-    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--batch-size", type=positive_int, default=32)
     embed.set_defaults(func=cmd_embed)
 
     train = sub.add_parser("train", help="train a multi-task model from a JSON config (TrainConfig fields)")
@@ -179,20 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="folder written by train / save_pretrained")
     evaluate.add_argument("--task", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
-    evaluate.add_argument("--max-items", type=int, default=None, help="stratified subset size")
+    evaluate.add_argument("--max-items", type=positive_int, default=None, help="stratified subset size")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--record", default=None, help="add the result to this results JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="label texts with every task head (CSV out)")
+    predict = sub.add_parser("predict", help="label texts with every task head (CSV out)",
+                             epilog=TRUNCATION.format("set by its training config: 128 tokens for "
+                                                      "`make train`'s model"))
     predict.add_argument("--model", required=True)
     predict.add_argument("--input", required=True, help=".txt (one text per line) or .csv with a 'text' column")
     predict.add_argument("--output", required=True, help="CSV: text, then <task>, <task>_probability per task")
-    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--batch-size", type=positive_int, default=64)
+    predict.add_argument("--escape-formulas", action="store_true",
+                         help="prefix ' to cells that start with = + - @ (or tab, CR), so that a spreadsheet "
+                              "shows them as text instead of running them as formulas (CSV injection); "
+                              "off by default, so that the text column is the input unchanged")
     predict.set_defaults(func=cmd_predict)
 
     serve = sub.add_parser("serve", help="HTTP service: /embed, /predict, /similar, /health (docs at /docs)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to bind (default: this machine only; the service has no authentication, "
+                            "so expose it only through a proxy that authenticates)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--multitask-model", default="models/multitask", help="folder written by `make train`")
     serve.add_argument("--retrieval-model", default="models/retrieval/best",
@@ -215,15 +280,22 @@ def _serve_errors() -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data import DataError
-    from .io import InputError
-
-    args = build_parser().parse_args(argv)
+    # The backbone ships as an installed package, so the command never needs the model hub;
+    # users who want a hub model set HF_HUB_OFFLINE=0. The library itself leaves this alone.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        args.func(args)
-    except (InputError, DataError, *_serve_errors()) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        from .data import DataError
+        from .io import InputError
+
+        args = build_parser().parse_args(argv)
+        try:
+            args.func(args)
+        except (InputError, DataError, *_serve_errors()) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:  # outputs are written through atomic_path: nothing half-written is left
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -2,7 +2,7 @@
 
 The data folder (``SENTENCE_MTL_DATA`` or ``--data-dir``) has the layout of
 ``../shared/data/INDEX.md``. Every file is checked against a sha256 manifest before it is
-parsed, and every problem is a :class:`DataError` that names the file, the line, and the fix.
+parsed (:mod:`sentence_mtl.data_folder`), and every problem is a :class:`DataError` that names the file, the line, and the fix.
 The hand-written ``data/sample/`` folder is used only by the ``smoke`` profile when no real
 data folder is configured; anything computed on it is flagged ``is_sample``.
 """
@@ -10,27 +10,23 @@ data folder is configured; anything computed on it is flagged ``is_sample``.
 from __future__ import annotations
 
 import csv
-import hashlib
+import io
 import json
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .config import REPO_ROOT, SAMPLE_DATA_DIR
-
-MANIFEST_NAME = "checksums.sha256"
-REAL_DATA_MANIFEST = REPO_ROOT / "data" / MANIFEST_NAME
-HOW_TO_FIX = (
-    "Set SENTENCE_MTL_DATA (or pass --data-dir) to the folder that holds ag_news/, "
-    "tweeteval_sentiment/, stsb/, scifact_beir/ and twitter_us_airline_sentiment/ "
-    "(see data/README.md), or run `make data` to download them."
+from .data_folder import (  # noqa: F401  (re-exported: the data folder is part of this module's interface)
+    HOW_TO_FIX,
+    MANIFEST_NAME,
+    REAL_DATA_MANIFEST,
+    DataError,
+    DataSource,
+    read_manifest,
+    read_text,
+    sha256_of,
 )
-
-
-class DataError(RuntimeError):
-    """A data file is missing, altered or malformed. The message says which and how to fix it."""
 
 
 # --------------------------------------------------------------------------- containers
@@ -152,92 +148,11 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-# --------------------------------------------------------------------------- the data folder
-
-
-def _read_manifest(path: Path) -> dict[str, str]:
-    """``sha256sum`` format: ``<hex>  <relative path>`` per line."""
-    manifest = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            digest, rel = line.split(maxsplit=1)
-            manifest[rel.strip().lstrip("*")] = digest
-    return manifest
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@dataclass
-class DataSource:
-    """A data folder plus the checksums its files must have (``None``: do not verify)."""
-
-    root: Path
-    manifest: dict[str, str] | None = None
-    is_sample: bool = False
-    _verified: set = field(default_factory=set, repr=False)
-
-    @classmethod
-    def resolve(cls, data_dir: str | Path | None = None, profile_name: str | None = None) -> "DataSource":
-        """``--data-dir``, then ``SENTENCE_MTL_DATA``, then (smoke profile only) ``data/sample``."""
-        data_dir = data_dir or os.environ.get("SENTENCE_MTL_DATA")
-        profile_name = profile_name or os.environ.get("SENTENCE_MTL_PROFILE", "standard")
-        if data_dir:
-            root = Path(data_dir).expanduser().resolve()
-            if not root.is_dir():
-                raise DataError(f"Data folder {root} does not exist. {HOW_TO_FIX}")
-            if root == SAMPLE_DATA_DIR.resolve():
-                return cls.sample()
-            # a folder made by `make data` carries the checksums of what it downloaded
-            own_manifest = root / MANIFEST_NAME
-            return cls(root, _read_manifest(own_manifest if own_manifest.is_file() else REAL_DATA_MANIFEST))
-        if profile_name == "smoke":
-            return cls.sample()
-        raise DataError(
-            f"No data folder configured for the {profile_name!r} profile. {HOW_TO_FIX} "
-            "(Only the smoke profile falls back to the hand-written data/sample/.)"
-        )
-
-    @classmethod
-    def sample(cls) -> "DataSource":
-        return cls(SAMPLE_DATA_DIR, _read_manifest(SAMPLE_DATA_DIR / MANIFEST_NAME), is_sample=True)
-
-    def file(self, rel: str) -> Path:
-        """The path of ``rel``, after checking it exists and has the published checksum."""
-        path = self.root / rel
-        if not path.is_file():
-            raise DataError(f"Missing data file {path}. {HOW_TO_FIX}")
-        if self.manifest is not None and rel not in self._verified:
-            expected = self.manifest.get(rel)
-            if expected is None:
-                raise DataError(f"{rel} is not listed in the checksum manifest; add its sha256 "
-                                f"to {REAL_DATA_MANIFEST} if it is a new published file.")
-            actual = sha256_of(path)
-            if actual != expected:
-                raise DataError(
-                    f"Checksum mismatch for {path}: expected sha256 {expected[:16]}..., got "
-                    f"{actual[:16]}.... The file is not the published version (edited, truncated "
-                    f"or re-saved). Restore it with `make data`, or point SENTENCE_MTL_DATA at "
-                    f"an unmodified copy."
-                )
-            self._verified.add(rel)
-        return path
-
-
 # --------------------------------------------------------------------------- parsing helpers
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not valid UTF-8 ({e}). Restore the published file.") from e
-    lines = text.split("\n")
+    lines = read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return lines
@@ -275,7 +190,7 @@ def load_ag_news(split: str, source: DataSource) -> TaskData:
         raise ValueError(f"AG News has splits 'train' and 'test', not {split!r}.")
     path = source.file(f"ag_news/{split}.csv")
     texts, raw_labels = [], []
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path, newline=""), newline="") as f:  # decoded first: bad UTF-8 is a DataError
         reader = csv.reader(f)
         line_no = 1  # a quoted field may span lines: report the line where the record starts
         for row in reader:
@@ -376,7 +291,7 @@ def load_airline(source: DataSource) -> JointLabelData:
     """Twitter US Airline: each tweet carries an airline and a sentiment label."""
     path = source.file("twitter_us_airline_sentiment/Tweets_repaired.csv")
     texts, airlines, sentiments = [], [], []
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path, newline=""), newline="") as f:  # decoded first: bad UTF-8 is a DataError
         reader = csv.DictReader(f)
         missing = {"text", "airline", "airline_sentiment"} - set(reader.fieldnames or [])
         if missing:

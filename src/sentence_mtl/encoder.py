@@ -12,7 +12,6 @@ import copy
 import importlib
 import importlib.util
 import json
-import os
 import re
 import warnings
 from pathlib import Path
@@ -21,15 +20,18 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here; packages carry models
-from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
+from .config import DEFAULT_MODEL
+from .model_folder import ModelLoadError, UnreadablePart, check, check_positive_int, read_json_object, reading
 
 hf_logging.disable_progress_bar()  # a bar per weight-loading is noise in notebooks and logs
 
 ENCODER_CONFIG = "sentence_encoder.json"
 PROJECTION_WEIGHTS = "projection.safetensors"
+MODEL_FILES = "model files (config.json, model.safetensors)"
+TOKENIZER_FILES = "tokenizer files (tokenizer.json, tokenizer_config.json)"
 
 
 # --------------------------------------------------------------------------- pooling
@@ -88,9 +90,16 @@ def _default_max_seq_length(model_dir: str, tokenizer) -> int:
     """sentence-transformers' own setting (256 for MiniLM): ``sentence_bert_config.json`` up to
     v5, the tokenizer's ``model_max_length`` in v6 folders; at most 512."""
     config = Path(model_dir) / "sentence_bert_config.json"
-    if config.is_file() and "max_seq_length" in (settings := json.loads(config.read_text())):
-        return int(settings["max_seq_length"])
+    if config.is_file() and "max_seq_length" in (settings := read_json_object(config)):
+        check_positive_int(settings["max_seq_length"], "max_seq_length")
+        return settings["max_seq_length"]
     return int(min(tokenizer.model_max_length, 512))
+
+
+def check_batch_size(batch_size) -> None:
+    """A batch size below 1 would skip the batching loop and return uninitialised rows."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}.")
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -123,19 +132,32 @@ class SentenceEncoder(nn.Module):
                         random_init: bool = False, seed: int = 0) -> "SentenceEncoder":
         """Load a backbone by name or path. ``random_init`` keeps the shape, drops the training
         (the control in notebook 01). A folder written by :meth:`save_pretrained` restores its
-        pooling, projection and normalisation unless they are given again here."""
+        pooling, projection and normalisation unless they are given again here.
+
+        Texts longer than ``max_seq_length`` tokens are truncated: later tokens are ignored.
+        A folder or name that cannot be loaded raises :class:`ModelLoadError`."""
         model_dir = resolve_model_path(name_or_path)
-        saved = Path(model_dir) / ENCODER_CONFIG
-        if saved.is_file():
-            return cls._load_saved(Path(model_dir))
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        if random_init:
-            torch.manual_seed(seed)
-            backbone = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
-        else:
-            backbone = AutoModel.from_pretrained(model_dir)
+        try:
+            if (Path(model_dir) / ENCODER_CONFIG).is_file():
+                return cls._load_saved(Path(model_dir))
+            with reading(MODEL_FILES):  # first: the tokenizer reads config.json too
+                if random_init:
+                    torch.manual_seed(seed)
+                    backbone = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
+                else:
+                    backbone = AutoModel.from_pretrained(model_dir)
+            with reading(TOKENIZER_FILES):
+                tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            with reading("sentence_bert_config.json"):
+                default_max_len = _default_max_seq_length(model_dir, tokenizer)
+        except UnreadablePart as e:
+            where = f"the folder {model_dir}" if Path(model_dir).is_dir() else f"the model {str(name_or_path)!r}"
+            raise ModelLoadError(
+                f"Cannot load {where}: {e}. Give a folder written by save_pretrained (copy or save it "
+                f"again if it is incomplete) or the name of an installed model such as {DEFAULT_MODEL}.",
+                detail=str(e)) from e
         backbone.eval()
-        max_len = max_seq_length or _default_max_seq_length(model_dir, tokenizer)
+        max_len = max_seq_length or default_max_len
         max_len = min(max_len, getattr(backbone.config, "max_position_embeddings", max_len))
         torch.manual_seed(seed)
         # eval mode throughout, so encode() restoring the mode never switches dropout on
@@ -156,14 +178,31 @@ class SentenceEncoder(nn.Module):
 
     @classmethod
     def _load_saved(cls, directory: Path) -> "SentenceEncoder":
+        """Each part checked, so a damaged folder names the file at fault (:class:`UnreadablePart`)."""
         from safetensors.torch import load_file
 
-        settings = json.loads((directory / ENCODER_CONFIG).read_text())
-        encoder = cls(AutoModel.from_pretrained(directory), AutoTokenizer.from_pretrained(directory),
-                      settings["pooling"], settings["normalize"], settings["projection_dim"],
-                      settings["max_seq_length"], settings.get("name", str(directory)))
+        with reading(ENCODER_CONFIG):
+            settings = read_json_object(directory / ENCODER_CONFIG)
+            check(isinstance(settings.get("pooling"), str) and settings["pooling"] in POOLING, "pooling", f"one of {sorted(POOLING)}",
+                  settings.get("pooling"))
+            check(isinstance(settings.get("normalize"), bool), "normalize", "true or false",
+                  settings.get("normalize"))
+            check_positive_int(settings.get("projection_dim"), "projection_dim", allow_none=True)
+            check_positive_int(settings.get("max_seq_length"), "max_seq_length")
+            check(isinstance(settings.get("name", ""), str), "name", "a string", settings.get("name"))
+        with reading(MODEL_FILES):
+            backbone = AutoModel.from_pretrained(directory)
+        with reading(TOKENIZER_FILES):
+            tokenizer = AutoTokenizer.from_pretrained(directory)
+        with reading(ENCODER_CONFIG):
+            longest = getattr(backbone.config, "max_position_embeddings", settings["max_seq_length"])
+            check(settings["max_seq_length"] <= longest, "max_seq_length",
+                  f"at most the model's {longest} positions", settings["max_seq_length"])
+        encoder = cls(backbone, tokenizer, settings["pooling"], settings["normalize"],
+                      settings["projection_dim"], settings["max_seq_length"], settings.get("name", str(directory)))
         if encoder.projection is not None:
-            encoder.projection.load_state_dict(load_file(str(directory / PROJECTION_WEIGHTS)))
+            with reading(PROJECTION_WEIGHTS):
+                encoder.projection.load_state_dict(load_file(str(directory / PROJECTION_WEIGHTS)))
         return encoder.eval()
 
     def settings(self) -> dict:
@@ -249,10 +288,12 @@ class SentenceEncoder(nn.Module):
         """Embeddings as a float32 array, one row per text, in the order given.
 
         All texts are tokenised at once, then batched by token length, so each batch pads only
-        to its own longest member (the main cost saving over batching in input order).
+        to its own longest member (the main cost saving over batching in input order). Tokens
+        past ``max_seq_length`` are dropped (truncation): only a text's beginning is encoded.
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of texts, not a single string.")
+        check_batch_size(batch_size)
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

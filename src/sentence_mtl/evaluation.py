@@ -1,4 +1,4 @@
-"""Metrics, each the one its benchmark reports (DESIGN.md): accuracy for AG News, macro recall
+"""Metrics, each the one its benchmark reports (docs/design.md): accuracy for AG News, macro recall
 for TweetEval sentiment, Spearman of cosine similarity for STS-B."""
 
 from __future__ import annotations

@@ -18,10 +18,13 @@ import torch
 from torch import nn
 
 from .data import TASKS
-from .encoder import SentenceEncoder
+from .encoder import ENCODER_CONFIG, SentenceEncoder
+from .model_folder import (BadField, ModelLoadError, NotAModelFolder, UnreadablePart, check, check_positive_int,
+                           read_json_object, reading)
 
 CONFIG_NAME = "multitask_config.json"
 HEADS_NAME = "heads.safetensors"
+HOW_TO_REMAKE = "Re-create it with `make train` (or `sentence-mtl train --config FILE --save-to FOLDER`)."
 
 
 @dataclass(frozen=True)
@@ -191,16 +194,51 @@ class MultiTaskModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "MultiTaskModel":
+        """A folder written by :meth:`save_pretrained`. Missing, truncated or edited files raise
+        :class:`ModelLoadError` naming the file (:class:`NotAModelFolder` if nothing is there)."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{directory} is not a saved multi-task model (no {CONFIG_NAME}). "
-                                    "Train one with `make train` or `sentence-mtl train --config FILE`.")
-        config = json.loads(config_path.read_text())
-        specs = [HeadSpec(h["task"], tuple(h["label_names"]), h["hidden_dim"], h["dropout"])
-                 for h in config["heads"]]
-        model = cls(SentenceEncoder.from_pretrained(directory / "encoder"), specs, config["training_config"])
-        model.heads.load_state_dict(load_file(str(directory / HEADS_NAME)))
+        if not (directory / CONFIG_NAME).is_file():
+            raise NotAModelFolder(f"{directory} is not a saved multi-task model (no {CONFIG_NAME}). "
+                                  "Train one with `make train` or `sentence-mtl train --config FILE`.")
+        try:
+            with reading(CONFIG_NAME):
+                config = read_json_object(directory / CONFIG_NAME)
+                specs = _head_specs(config.get("heads"))
+                check(isinstance(config.get("training_config", {}), dict), "training_config", "an object",
+                      config.get("training_config"))
+            with reading(f"encoder/{ENCODER_CONFIG}"):
+                if not (directory / "encoder" / ENCODER_CONFIG).is_file():
+                    raise BadField("missing")
+            try:
+                encoder = SentenceEncoder.from_pretrained(directory / "encoder")
+            except ModelLoadError as e:
+                raise UnreadablePart(f"encoder/{e.detail}") from e
+            with reading(CONFIG_NAME):  # e.g. a task name that cannot name a module
+                model = cls(encoder, specs, config.get("training_config"))
+            with reading(HEADS_NAME):
+                model.heads.load_state_dict(load_file(str(directory / HEADS_NAME)))
+        except UnreadablePart as e:
+            raise ModelLoadError(f"{directory} is not a usable multi-task model: {e}. {HOW_TO_REMAKE}",
+                                 detail=str(e)) from e
         return model.eval()
+
+
+def _head_specs(heads) -> list[HeadSpec]:
+    """The ``heads`` of a saved config, every field checked (:class:`BadField`)."""
+    check(isinstance(heads, list) and len(heads) > 0, "heads", "a non-empty list", heads)
+    specs = []
+    for i, head in enumerate(heads):
+        check(isinstance(head, dict), f"heads[{i}]", "an object", head)
+        names = head.get("label_names")
+        check(isinstance(head.get("task"), str) and head["task"] != "", f"heads[{i}].task", "a task name",
+              head.get("task"))
+        check(isinstance(names, list) and len(names) > 1 and all(isinstance(n, str) for n in names),
+              f"heads[{i}].label_names", "a list of at least two label names", names)
+        check_positive_int(head.get("hidden_dim"), f"heads[{i}].hidden_dim", allow_none=True)
+        dropout = head.get("dropout", 0.1)
+        check(isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1,
+              f"heads[{i}].dropout", "a number in [0, 1)", dropout)
+        specs.append(HeadSpec(head["task"], tuple(names), head.get("hidden_dim"), dropout))
+    return specs

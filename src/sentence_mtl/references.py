@@ -1,4 +1,4 @@
-"""Published numbers we compare against (DESIGN.md), each with its source, as fractions."""
+"""Published numbers we compare against (docs/design.md), each with its source, as fractions."""
 
 PUBLISHED = {
     "stsb_minilm_spearman": (0.8203, "all-MiniLM-L6-v2 on STS-B test, cosine Spearman (SBERT model table)"),

@@ -128,12 +128,12 @@ def load_results(results_dir: str | Path) -> dict[str, list[dict] | None]:
             raise ReportError(f"{path} is not valid JSON ({e}). Re-run the notebook that writes it "
                               "or restore it with git.") from e
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ReportError(f"{path} must be a JSON list of records (objects), as in DESIGN.md.")
+            raise ReportError(f"{path} must be a JSON list of records (objects), as in docs/design.md.")
         for i, record in enumerate(records):
             missing = [k for k in RECORD_KEYS if k not in record]
             if missing:
                 raise ReportError(f"{path}, record {i}: missing keys {missing}. Every record needs "
-                                  f"{list(RECORD_KEYS)} (DESIGN.md, 'Result records').")
+                                  f"{list(RECORD_KEYS)} (docs/design.md, 'Result records').")
             if not isinstance(record["value"], (int, float)) or isinstance(record["value"], bool):
                 raise ReportError(f"{path}, record {i}: value {record['value']!r} is not a number.")
         loaded[stem] = records or None

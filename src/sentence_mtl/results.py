@@ -1,4 +1,4 @@
-"""Result records (DESIGN.md format) and the measurements that go in them.
+"""Result records (the format of docs/design.md) and the measurements that go in them.
 
 Every figure, README table and report number is read back from these records, so each one
 carries its full context: task, dataset, split, strategy, seed, data size, metric, cost.

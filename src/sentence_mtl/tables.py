@@ -242,3 +242,29 @@ def runtime_block(notebooks_dir: Path = REPO_ROOT / "notebooks") -> str:
     lines = [RUNTIME_START, "| notebook (committed `standard` run) | minutes |", "|---|---|", *rows,
              f"| **all notebooks** | **{total / 60:.0f}** |", RUNTIME_END]
     return "\n".join(lines)
+
+
+SOAK_START, SOAK_END = "<!-- serve-soak:start -->", "<!-- serve-soak:end -->"
+
+
+def serve_soak_block(results_dir: Path = REPO_ROOT / "results") -> str:
+    """What ``benchmarks/serve_soak.py`` measured: ordinary traffic beside abusive requests."""
+    path = results_dir / "serve_soak.json"
+    if not path.is_file():
+        return f"{SOAK_START}\nNo soak run recorded yet: run `.venv/bin/python benchmarks/serve_soak.py`.\n{SOAK_END}"
+    s = json.loads(path.read_text())
+    ok = "met" if s["health_p95_s"] < s["health_p95_target_s"] else "missed"
+    rss_ok = "met" if s["rss_end_over_start"] <= s["rss_target_ratio"] else "missed"
+    lines = [f"`benchmarks/serve_soak.py` (models: {s['models']}; header and body timeouts "
+             f"{s['server_limits']['header_timeout']} s), `results/serve_soak.json`: "
+             f"{s['clients']} clients x {s['requests_per_client']} mixed requests, "
+             f"{s['failed_ordinary_requests']} of {s['ordinary_requests']} failed; server tracebacks: "
+             f"{s['server_tracebacks']}.", "",
+             "| measured | value | target | |", "|---|---|---|---|",
+             f"| `/health` p95 during the run ({s['health_polls']} polls) | {1000 * s['health_p95_s']:.0f} ms "
+             f"| < {s['health_p95_target_s']:g} s | {ok} ({s['health_p95_s'] / s['health_p95_target_s']:.2f}x) |",
+             f"| server RSS at the end / at the start | {s['rss_end_over_start']:.2f}x "
+             f"({s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB) | <= {s['rss_target_ratio']:g}x | {rss_ok} |",
+             "", "| abusive request (one at a time) | answer | seconds |", "|---|---|---|"]
+    lines += [f"| {a['kind'].replace('_', ' ')} | {a['outcome']} | {a['seconds']:.2f} |" for a in s["abusive_requests"]]
+    return "\n".join([SOAK_START, *lines, SOAK_END])

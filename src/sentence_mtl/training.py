@@ -11,9 +11,10 @@ early when that stops improving, and writes a resumable checkpoint atomically.
 (``accelerate launch --num_processes 2``): every process builds the same batch plan from the
 seed and takes its own slice of it.
 
-Determinism: the batch plan of epoch ``e`` is a pure function of (seed, e); the torch RNG
-(dropout) is saved in each checkpoint. A run resumed from a checkpoint therefore takes exactly
-the steps the uninterrupted run took.
+Determinism: the batch plan of epoch ``e`` is a pure function of (seed, e) (``batch_plan``);
+the random generators (dropout) are saved in each checkpoint (``checkpoint``: no pickle,
+checksummed). A run resumed from a checkpoint therefore takes exactly the steps the
+uninterrupted run took. A non-finite loss stops the run with ``TrainingDiverged``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,170 +31,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import DEFAULT_MODEL
-from .data import TASKS, JointLabelData, TaskData
+from .batch_plan import (MISSING, Source, _length_bucketed_batches, epoch_plan,  # noqa: F401 (re-exported)
+                         load_training_data, sampling_probabilities)
+from .checkpoint import (CheckpointError, atomic_dir, load_state, recover_dir, restore_rng_states,
+                         rng_states, save_state, verify_dir)
+from .data import TASKS, TaskData
 from .evaluation import classification_metrics
-from .io import write_json
+from .io import InputError, write_json
 from .multitask import MultiTaskModel
-
-MISSING = -1  # label value meaning "this example has no label for this task"
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved beside its results and checkpoints."""
-
-    model: str = DEFAULT_MODEL
-    tasks: tuple[str, ...] = ("topic", "sentiment")
-    head_hidden_dim: int | None = None
-    dropout: float = 0.1
-    normalize: bool = False  # heads read the un-normalised mean-pooled vector
-    max_seq_length: int = 128
-    batch_size: int = 32
-    epochs: int = 3
-    steps_per_epoch: int | None = None  # None: every source's batches once, on average
-    encoder_lr: float = 5e-5
-    head_lr: float = 1e-3
-    layer_decay: float | None = None  # lr(layer l) = encoder_lr * layer_decay ** (L - 1 - l)
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    sampling: str = "proportional"  # round_robin | proportional | temperature | annealed
-    temperature_alpha: float = 0.5  # p(source) ~ N ** alpha for "temperature"
-    loss_weighting: str = "equal"  # equal | static | uncertainty
-    static_weights: dict[str, float] = field(default_factory=dict)
-    eval_every: int | None = None  # steps between validations; None: once per epoch
-    early_stopping_patience: int | None = 2
-    freeze: tuple[str, ...] = ()  # MultiTaskModel parts to freeze, e.g. ("embeddings",)
-    bucket_size: int = 50  # batches per length-sorting pool
-    seed: int = 0
-    mixed_precision: str = "no"  # "no" | "fp16" | "bf16" (accelerate)
-    log_every: int = 10
-    output_dir: str = "runs/train"
-    # data: which training examples (per class, None = all) and how many validation items per task
-    train_per_class: int | None = None
-    val_max_per_task: int | None = 1000
-    data_seed: int = 0
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown training config key(s) {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(values)
-        for key in ("tasks", "freeze"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# --------------------------------------------------------------------------- data for training
-
-
-@dataclass
-class Source:
-    """One training dataset. ``labels[task][i]`` is ``MISSING`` where text i has no label."""
-
-    name: str
-    texts: list[str]
-    labels: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    @classmethod
-    def from_task_data(cls, data: TaskData) -> "Source":
-        return cls(data.task, data.texts, {data.task: np.asarray(data.labels)})
-
-    @classmethod
-    def from_joint(cls, data: JointLabelData, tasks=None) -> "Source":
-        return cls(data.dataset, data.texts, {t: np.asarray(data.labels[t]) for t in (tasks or data.labels)})
-
-
-def load_training_data(config: TrainConfig, source) -> tuple[list[Source], dict[str, TaskData]]:
-    """Training sources and validation sets for ``config.tasks`` from a ``DataSource``.
-
-    Validation sets are carved from the training data (``data.load_task``); the test sets are
-    never touched here.
-    """
-    from .data import load_task, sample_per_class, stratified_subset
-
-    sources, val_sets = [], {}
-    for task in config.tasks:
-        train = load_task(task, "train", source)
-        if config.train_per_class is not None:
-            train = sample_per_class(train, min(config.train_per_class, min(train.class_counts().values())),
-                                     config.data_seed)
-        sources.append(Source.from_task_data(train))
-        val_sets[task] = stratified_subset(load_task(task, "val", source), config.val_max_per_task)
-    return sources, val_sets
-
-
-def sampling_probabilities(sizes: dict[str, int], scheme: str, alpha: float, epoch: int,
-                           epochs: int) -> dict[str, float]:
-    """p(source) for the proportional, temperature and annealed schemes.
-
-    ``annealed`` is "BERT and PALs" (Stickland & Murray 2019): alpha = 1 - 0.8 (e - 1)/(E - 1)
-    for epoch e = 1..E, from proportional towards uniform.
-    """
-    if scheme == "proportional":
-        alpha = 1.0
-    elif scheme == "annealed":
-        alpha = 1.0 - 0.8 * (epoch / max(1, epochs - 1))
-    elif scheme != "temperature":
-        raise ValueError(f"no probabilities for sampling scheme {scheme!r}")
-    weights = {name: n ** alpha for name, n in sizes.items()}
-    total = sum(weights.values())
-    return {name: w / total for name, w in weights.items()}
-
-
-def _length_bucketed_batches(lengths: np.ndarray, batch_size: int, bucket_size: int,
-                             rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, sort by length inside pools of ``bucket_size`` batches, shuffle the batches:
-    little padding, yet every batch is still a random draw."""
-    order = rng.permutation(len(lengths))
-    batches = []
-    pool = batch_size * bucket_size
-    for start in range(0, len(order), pool):
-        chunk = order[start:start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def epoch_plan(sources: list[Source], lengths: dict[str, np.ndarray], config: TrainConfig,
-               epoch: int) -> list[tuple[str, np.ndarray]]:
-    """The (source, example indices) of every step of an epoch: a pure function of (seed, epoch)."""
-    rng = np.random.default_rng([config.seed, epoch])
-    queues = {s.name: [] for s in sources}
-
-    def next_batch(name: str) -> np.ndarray:
-        if not queues[name]:  # exhausted: a fresh shuffle of that source
-            queues[name] = _length_bucketed_batches(lengths[name], config.batch_size, config.bucket_size, rng)
-        return queues[name].pop()
-
-    names = [s.name for s in sources]
-    total_batches = sum(math.ceil(len(s) / config.batch_size) for s in sources)
-    steps = config.steps_per_epoch or total_batches
-    if config.sampling == "round_robin":
-        order = [names[i % len(names)] for i in range(steps)]
-    else:
-        p = sampling_probabilities({s.name: len(s) for s in sources}, config.sampling,
-                                   config.temperature_alpha, epoch, config.epochs)
-        order = rng.choice(names, size=steps, p=[p[n] for n in names]).tolist()
-    return [(name, next_batch(name)) for name in order]
-
+from .train_config import ConfigError, TrainConfig  # noqa: F401 (re-exported)
 
 # --------------------------------------------------------------------------- loss weighting
 
@@ -296,18 +141,9 @@ class StopTraining(Exception):
     """Raised by a callback to stop a run (tests use it to simulate a killed process)."""
 
 
-def _atomic_dir(target: Path, write) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
+class TrainingDiverged(InputError):
+    """The loss became NaN or infinite: corrupt weights, or learning rates too high for the data.
+    Training stops at once rather than train on garbage and report success."""
 
 
 class Trainer:
@@ -335,7 +171,12 @@ class Trainer:
             config.model, config.tasks, config.head_hidden_dim, config.dropout, seed=config.seed,
             normalize=config.normalize, max_seq_length=config.max_seq_length)
         self.model.training_config = config.to_dict()
-        self.model.freeze(*config.freeze)
+        for part in config.freeze:
+            try:
+                self.model.freeze(part)
+            except (ValueError, IndexError, KeyError) as e:
+                raise ConfigError(f"training config key 'freeze': cannot freeze {part!r} ({e}); use encoder, "
+                                  "embeddings, layer.<i>, top.<k>, heads, head.<task> or lora.") from None
         self.weighting = LossWeighting(self.model.tasks, config.loss_weighting, config.static_weights)
         tokenizer = self.model.encoder.tokenizer
         self.features = {s.name: tokenizer(s.texts, truncation=True, max_length=config.max_seq_length)
@@ -370,37 +211,66 @@ class Trainer:
     def _log(self, entry: dict) -> None:
         if self.accelerator.is_main_process:
             with open(self.log_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
+                f.write(json_line(entry) + "\n")
 
     def save_checkpoint(self) -> None:
         if not self.accelerator.is_main_process:
             return
         objective = self.accelerator.unwrap_model(self.objective)
+        state = {"objective": objective.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "trainer": self.state, "rng": rng_states(),
+                 "config": self.config.to_dict()}
 
         def write(tmp: Path):
-            torch.save({"objective": objective.state_dict(), "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(), "state": self.state,
-                        "torch_rng": torch.get_rng_state(), "config": self.config.to_dict()},
-                       tmp / "state.pt")
+            save_state(tmp, state)
             shutil.copy(self.log_path, tmp / "log.jsonl")
-        _atomic_dir(self.checkpoint_dir, write)
+        atomic_dir(self.checkpoint_dir, write)
 
     def try_resume(self) -> bool:
-        """Continue from ``output_dir/checkpoint`` when one exists (same config required)."""
-        path = self.checkpoint_dir / "state.pt"
-        if not path.is_file():
+        """Continue from ``output_dir/checkpoint`` when one exists: verified against its checksums,
+        written by the same config, fitting this model; otherwise a CheckpointError."""
+        if self.accelerator.is_main_process:  # a run killed while saving: put its last copy back
+            recover_dir(self.checkpoint_dir)
+            recover_dir(self.best_dir)
+        self.accelerator.wait_for_everyone()
+        directory = self.checkpoint_dir
+        if not directory.exists():
             return False
-        saved = torch.load(path, weights_only=False)
-        if saved["config"] != self.config.to_dict():
-            raise ValueError(f"{path} was written by a different config; use another output_dir.")
-        self.accelerator.unwrap_model(self.objective).load_state_dict(saved["objective"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        self.state = saved["state"]
-        torch.set_rng_state(saved["torch_rng"])
+        saved = load_state(directory)
+        changed = self.config.changes_from(saved.get("config"))
+        if changed:
+            raise CheckpointError(f"Checkpoint {directory} was written by a different config "
+                                  f"({'; '.join(changed)}). Use that config or another output_dir; "
+                                  "or pass --restart to start over.")
+        try:
+            self.accelerator.unwrap_model(self.objective).load_state_dict(saved["objective"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            restore_rng_states(saved["rng"])
+            if set(saved["trainer"]) != set(self.state):
+                raise KeyError(f"trainer state keys {sorted(saved['trainer'])}")
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            detail = " ".join(str(e).split())
+            raise CheckpointError(f"Checkpoint {directory} does not fit this model ({detail[:300]}). Delete it or "
+                                  "pass --restart to start over.") from e
+        self.state = saved["trainer"]
         if self.accelerator.is_main_process:  # the log, as it was at the checkpoint
-            shutil.copy(self.checkpoint_dir / "log.jsonl", self.log_path)
+            shutil.copy(directory / "log.jsonl", self.log_path)
         return True
+
+    def _check_finite(self, loss: torch.Tensor, task_losses: dict, source: str) -> None:
+        """Stop on a NaN or infinite loss, on every process at once (one may see it alone)."""
+        finite = torch.isfinite(loss.detach()).reshape(1).float()
+        if self.accelerator.num_processes > 1:
+            finite = self.accelerator.gather(finite)
+        if bool(finite.all()):
+            return
+        values = ", ".join(f"{t}={float(v.detach()):.4g}" for t, v in task_losses.items())
+        raise TrainingDiverged(
+            f"Training stopped at step {self.state['global_step'] + 1} (epoch {self.state['epoch']}, source "
+            f"{source!r}): the loss is not finite (task losses here: {values}). Lower encoder_lr / head_lr, "
+            f"or check the model's weights; a resumed run may come from a bad checkpoint: delete "
+            f"{self.checkpoint_dir} or pass --restart.")
 
     # ---- steps
 
@@ -423,7 +293,7 @@ class Trainer:
             if improved:
                 self.state.update(best_metric=mean, best_step=self.state["global_step"],
                                   evals_without_improvement=0)
-                _atomic_dir(self.best_dir, lambda tmp: model.save_pretrained(tmp / "model"))
+                atomic_dir(self.best_dir, lambda tmp: model.save_pretrained(tmp / "model"))
             else:
                 self.state["evals_without_improvement"] += 1
             self._log({"type": "eval", "step": self.state["global_step"], "epoch": self.state["epoch"],
@@ -438,21 +308,10 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return metrics
 
-    def run(self, resume: bool = True) -> tuple[MultiTaskModel, list[dict]]:
-        """Train to the end (or early stop); returns the best model and the log entries."""
-        if self.accelerator.is_main_process:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.output_dir / "config.json", self.config.to_dict())
-        self.accelerator.wait_for_everyone()
-        if not (resume and self.try_resume()) and self.accelerator.is_main_process:
-            self.log_path.unlink(missing_ok=True)
-            self.log_path.touch()
-        self.accelerator.wait_for_everyone()
+    def _train(self, bar, rank: int, world: int) -> list[tuple[str, np.ndarray]]:
+        """The remaining steps of the run; returns the plan of the last epoch trained (or [])."""
         sources = {s.name: s for s in self.sources}
-        rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        self.objective.train()
-        bar = tqdm(total=self.total_steps, initial=self.state["global_step"], desc="train",
-                   disable=not (self.show_progress and self.accelerator.is_main_process))
+        plan = []
         start = time.perf_counter()
         while self.state["epoch"] < self.config.epochs and not self.state["stopped_early"]:
             plan = epoch_plan(self.sources, self.lengths, self.config, self.state["epoch"])
@@ -460,6 +319,7 @@ class Trainer:
             for name, idx in plan[self.state["step_in_epoch"]:]:
                 batch, labels = self._collate(sources[name], idx)
                 loss, task_losses = self.objective(batch, labels)
+                self._check_finite(loss, task_losses, name)
                 self.accelerator.backward(loss)
                 grad_norm = self.accelerator.clip_grad_norm_(self.objective.parameters(), self.config.max_grad_norm)
                 self.optimizer.step()
@@ -485,15 +345,49 @@ class Trainer:
                     self._validate()
                     if self.state["stopped_early"]:
                         break
-        bar.close()
+        return plan
+
+    def run(self, resume: bool = True) -> tuple[MultiTaskModel, list[dict]]:
+        """Train to the end (or early stop); returns the best model and the log entries."""
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.output_dir / "config.json", self.config.to_dict())
+        self.accelerator.wait_for_everyone()
+        if not (resume and self.try_resume()) and self.accelerator.is_main_process:
+            self.log_path.unlink(missing_ok=True)
+            self.log_path.touch()
+        self.accelerator.wait_for_everyone()
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        self.objective.train()
+        bar = tqdm(total=self.total_steps, initial=self.state["global_step"], desc="train",
+                   disable=not (self.show_progress and self.accelerator.is_main_process))
+        try:  # the bar is closed before an error is reported, so that the error is the last line
+            plan = self._train(bar, rank, world)
+        finally:
+            bar.close()
         # each process reports what it trained on (the multi-process test reads these)
         write_json(self.output_dir / f"process_{rank}.json",
                    {"rank": rank, "world_size": world, "steps": self.state["global_step"],
-                    "first_batch": plan[0][1].tolist() if self.state["global_step"] else None})
+                    "first_batch": plan[0][1].tolist() if plan and self.state["global_step"] else None})
         self.accelerator.wait_for_everyone()
+        if self.best_dir.exists():  # checked: the model handed back is the one that was validated
+            verify_dir(self.best_dir)
         best = MultiTaskModel.from_pretrained(self.best_dir / "model") if self.best_dir.exists() else \
             self.accelerator.unwrap_model(self.objective).model
         return best, read_log(self.log_path)
+
+
+def json_line(entry: dict) -> str:
+    """One strict-JSON log line: a non-finite number is written as null, never as NaN/Infinity."""
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+    return json.dumps(finite(entry), allow_nan=False)
 
 
 def read_log(path: str | Path) -> list[dict]:

@@ -1,0 +1,244 @@
+"""Soak test of ``sentence-mtl serve``: ordinary load plus one abusive client, against a real server.
+
+Run::
+
+    python benchmarks/serve_soak.py [--clients 32] [--requests 20] [--models tiny|trained]
+
+It starts the server as a subprocess on a free 127.0.0.1 port (the trained models in ``models/``
+when they exist, else tiny random ones built in a temporary folder: ``--models`` forces either),
+warms it up, then runs, at the same time:
+
+* ``--clients`` threads, each sending ``--requests`` mixed requests (``/embed``, ``/predict``,
+  ``/similar``, ``/health``) one after another; every answer must be the expected 200;
+* one abusive client sending one abusive request at a time, in turn: a body declared over the
+  cap, a chunked body that never ends, a list of 1.6 million empty strings (6.4 MB, under the
+  cap), half-sent headers held open, an unfinished body, a lone surrogate; each must be refused
+  (4xx, or the connection dropped by the server's timeouts);
+* a monitor polling ``GET /health`` every 50 ms and sampling the server's RSS.
+
+It prints p50/p95/max of ``/health`` over the whole run (target p95 < 1 s) and the server's RSS
+before and after (target: back within 20% of its start), each with its ratio to the target,
+and writes them to ``results/serve_soak.json``. It exits 1 if a target is missed or an
+ordinary request failed. Bounded: the run stops after ``--max-seconds``; only 127.0.0.1 is used.
+The server's header and body timeouts are shortened to ``--timeouts`` seconds so that the held
+connections are dropped within the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the tiny-model builder and server runner the tests use
+
+from serve_support import (build_service_models, build_tiny_bert, read_until_closed,  # noqa: E402
+                           running_server, stream_chunks_until_answered)
+
+from sentence_mtl.io import write_json  # noqa: E402
+
+SENTENCES = ["Stocks rallied after the earnings report.", "What a wonderful, moving film!",
+             "The home team won the final in extra time.", "Oil prices fell for a third day.",
+             "The service was slow and the food was cold.", "Scientists found water ice on the moon."]
+HEALTH_TARGET_S = 1.0
+RSS_TARGET = 1.2  # end RSS / start RSS
+
+
+def ordinary_request(client: httpx.Client, i: int, j: int) -> str | None:
+    """One of four requests, chosen by (client, request); None if the answer is right, else why not."""
+    texts = [SENTENCES[(i + j + k) % len(SENTENCES)] for k in range(1 + (i + j) % 4)]
+    kind = (i + j) % 4
+    if kind == 0:
+        r = client.post("/embed", json={"texts": texts})
+        ok = r.status_code == 200 and len(r.json()["vectors"]) == len(texts)
+    elif kind == 1:
+        r = client.post("/predict", json={"texts": texts})
+        ok = r.status_code == 200 and len(r.json()["predictions"]) == len(texts)
+    elif kind == 2:
+        r = client.post("/similar", json={"query": texts[0], "documents": SENTENCES, "top_k": 3})
+        ok = r.status_code == 200 and len(r.json()["results"]) == 3
+    else:
+        r = client.get("/health")
+        ok = r.status_code == 200
+    return None if ok else f"{r.request.method} {r.request.url.path}: HTTP {r.status_code} {r.text[:120]}"
+
+
+def _head(path: str, extra: str) -> bytes:
+    return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}\r\n".encode()
+
+
+def abusive_requests(port: int, max_body: int, wait: float):
+    """(name, function) pairs; each function sends one abusive request and returns its outcome."""
+    def raw(data: bytes) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+            s.sendall(data)
+            answer = read_until_closed(s, timeout=wait)
+        line = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+        return line or "closed without an answer"
+
+    def declared_too_large():
+        return raw(_head("/predict", f"Content-Length: {max_body + 1}\r\nConnection: close\r\n"))
+
+    def endless_chunks():
+        with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+            answer, sent = stream_chunks_until_answered(s, "/embed", 4 * max_body, chunk_size=262144, poll=0.01)
+        return answer.split(b"\r\n", 1)[0].decode(errors="replace") + f" after {sent / 1e6:.1f} MB"
+
+    def huge_list():
+        body = json.dumps({"texts": [""] * 1_600_000}).encode()
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", content=body,
+                       headers={"content-type": "application/json"}, timeout=wait)
+        return f"HTTP {r.status_code}, {len(r.content)} bytes back for {len(body) / 1e6:.1f} MB sent"
+
+    def slow_headers():
+        return raw(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+
+    def unfinished_body():
+        return raw(_head("/predict", "Content-Length: 1000\r\n") + b'{"texts": ["')
+
+    def surrogate():
+        r = httpx.post(f"http://127.0.0.1:{port}/similar", content=rb'{"query": "\ud800", "documents": ["a"]}',
+                       headers={"content-type": "application/json"}, timeout=wait)
+        return f"HTTP {r.status_code}"
+
+    return [("declared_too_large", declared_too_large), ("endless_chunks", endless_chunks),
+            ("huge_list", huge_list), ("slow_headers", slow_headers), ("unfinished_body", unfinished_body),
+            ("surrogate", surrogate)]
+
+
+def soak(url: str, pid: int, args) -> dict:
+    port = int(url.rsplit(":", 1)[1])
+    server = psutil.Process(pid)
+    with httpx.Client(base_url=url, timeout=60) as warm:
+        for j in range(8):
+            ordinary_request(warm, 0, j)
+        limits = warm.get("/health").json()["limits"]
+    time.sleep(1)
+    rss_start = server.memory_info().rss
+    health, rss_samples, failures, abuse = [], [rss_start], [], []
+    stop, clients_done = threading.Event(), threading.Event()
+    deadline = time.monotonic() + args.max_seconds
+
+    def monitor():
+        with httpx.Client(base_url=url, timeout=30) as c:
+            while not stop.is_set():
+                start = time.perf_counter()
+                try:
+                    c.get("/health")
+                    health.append(time.perf_counter() - start)
+                except httpx.HTTPError as e:
+                    health.append(time.perf_counter() - start)
+                    failures.append(f"health: {e!r}")
+                rss_samples.append(server.memory_info().rss)
+                time.sleep(0.05)
+
+    def client(i: int):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for j in range(args.requests):
+                if time.monotonic() > deadline:
+                    failures.append(f"client {i}: stopped at --max-seconds")
+                    return
+                try:
+                    problem = ordinary_request(c, i, j)
+                except httpx.HTTPError as e:
+                    problem = repr(e)
+                if problem:
+                    failures.append(f"client {i} request {j}: {problem}")
+
+    def abuser():
+        kinds = abusive_requests(port, limits["max_body_bytes"], wait=args.timeouts + 10)
+        n = 0
+        while not clients_done.is_set() or n < len(kinds):  # every kind at least once
+            if time.monotonic() > deadline:
+                return
+            name, send = kinds[n % len(kinds)]
+            start = time.perf_counter()
+            try:
+                outcome = send()
+            except (OSError, httpx.HTTPError) as e:
+                outcome = f"client side: {e!r}"
+            abuse.append({"kind": name, "outcome": outcome, "seconds": round(time.perf_counter() - start, 3)})
+            n += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+    watchers = [threading.Thread(target=monitor), threading.Thread(target=abuser)]
+    t0 = time.perf_counter()
+    for t in watchers + threads:
+        t.start()
+    for t in threads:
+        t.join()
+    clients_done.set()
+    watchers[1].join()
+    wall = time.perf_counter() - t0
+    time.sleep(2)  # let the server release what the last requests held
+    stop.set()
+    watchers[0].join()
+    rss_end = server.memory_info().rss
+    ms = np.array(health) * 1000
+    p95 = float(np.percentile(ms, 95)) / 1000
+    return {
+        "benchmark": "serve_soak", "clients": args.clients, "requests_per_client": args.requests,
+        "ordinary_requests": args.clients * args.requests, "failed_ordinary_requests": len(failures),
+        "failures": failures[:20], "wall_seconds": round(wall, 2), "abusive_requests": abuse,
+        "health_polls": len(health), "health_p50_s": float(np.percentile(ms, 50)) / 1000, "health_p95_s": p95,
+        "health_max_s": float(ms.max()) / 1000, "health_p95_target_s": HEALTH_TARGET_S,
+        "health_p95_ratio_to_target": p95 / HEALTH_TARGET_S,
+        "rss_start_mb": rss_start / 2**20, "rss_peak_mb": max(rss_samples) / 2**20, "rss_end_mb": rss_end / 2**20,
+        "rss_end_over_start": rss_end / rss_start, "rss_target_ratio": RSS_TARGET, "server_limits": limits,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=20, help="requests per client")
+    parser.add_argument("--models", choices=["auto", "tiny", "trained"], default="auto")
+    parser.add_argument("--timeouts", type=int, default=3, help="the server's header and body timeouts, seconds")
+    parser.add_argument("--max-seconds", type=float, default=300, help="stop the run after this long")
+    parser.add_argument("--output", default=str(REPO / "results" / "serve_soak.json"))
+    args = parser.parse_args()
+
+    trained = (REPO / "models/multitask", REPO / "models/retrieval/best")
+    use_trained = args.models == "trained" or (args.models == "auto" and all(p.is_dir() for p in trained))
+    env = {"SENTENCE_MTL_HEADER_TIMEOUT": str(args.timeouts), "SENTENCE_MTL_BODY_TIMEOUT": str(args.timeouts)}
+    with tempfile.TemporaryDirectory(prefix="serve_soak.") as tmp:
+        models = trained if use_trained else build_service_models(Path(tmp), build_tiny_bert(Path(tmp) / "bert"))
+        with running_server(*models, Path(tmp) / "server.log", env=env) as (url, proc):
+            result = soak(url, proc.pid, args)
+        log = (Path(tmp) / "server.log").read_text()
+    result["models"] = "trained" if use_trained else "tiny (random weights)"
+    result["server_tracebacks"] = log.count("Traceback")
+    write_json(args.output, result)
+
+    ok_health = result["health_p95_s"] < HEALTH_TARGET_S
+    ok_rss = result["rss_end_over_start"] <= RSS_TARGET
+    print(f"{args.clients} clients x {args.requests} mixed requests + 1 abusive client, {result['models']} models, "
+          f"{result['wall_seconds']:.1f} s")
+    print(f"ordinary requests failed: {result['failed_ordinary_requests']} of {result['ordinary_requests']}")
+    for failure in result["failures"][:5]:
+        print(f"  {failure}")
+    for a in result["abusive_requests"]:
+        print(f"  abusive {a['kind']:<19} {a['seconds']:6.2f} s  {a['outcome']}")
+    print(f"/health over {result['health_polls']} polls: p50 {result['health_p50_s'] * 1000:.0f} ms, "
+          f"p95 {result['health_p95_s'] * 1000:.0f} ms, max {result['health_max_s'] * 1000:.0f} ms; "
+          f"p95 / target ({HEALTH_TARGET_S:g} s) = {result['health_p95_ratio_to_target']:.3f} "
+          f"{'(met)' if ok_health else '(MISSED)'}")
+    print(f"server RSS: start {result['rss_start_mb']:.0f} MB, peak {result['rss_peak_mb']:.0f} MB, "
+          f"end {result['rss_end_mb']:.0f} MB; end / start = {result['rss_end_over_start']:.3f} "
+          f"(target <= {RSS_TARGET}) {'(met)' if ok_rss else '(MISSED)'}")
+    print(f"server log tracebacks: {result['server_tracebacks']}; written to {args.output}")
+    return 0 if ok_health and ok_rss and not result["failures"] and not result["server_tracebacks"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The run store: every study run's records, kept under a key made of everything the run reads.
+
+A run (one strategy, task, size and seed; one multi-task configuration; one retrieval seed) is
+keyed by its content: its settings (dataclasses included), the few-shot sample, the data
+files' checksums, the backbone's weights hash, the records' shared fields and
+``STUDY_VERSION``. Asking the store for a run that it holds returns the stored records and
+trains nothing; a run it lacks is computed once and written atomically. So re-executing a
+notebook with nothing changed recomputes nothing, and a killed run of a whole grid continues
+where it stopped.
+
+Modes (``SENTENCE_MTL_STORE``):
+
+* ``reuse`` (default): stored runs are reused.
+* ``recompute``: a reproduction. Every run is computed again, except runs written after
+  ``SENTENCE_MTL_STORE_SINCE`` (a Unix time: the start of this reproduction), so that a killed
+  reproduction resumes instead of starting over.
+
+Spot checks (``SENTENCE_MTL_STORE_SPOT_CHECK``, a fraction): that share of reused runs, drawn at
+random, is recomputed and compared with the stored records; any difference outside the measured
+costs (seconds, memory) raises ``StoreMismatch``. Determinism is a claim of this repository, and
+this is how it is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..io import _jsonable, write_json
+
+# Bump when what a run computes changes (training, sampling, scoring), so that no stored record
+# made by the old code is ever reused.
+STUDY_VERSION = 1
+
+MODES = ("reuse", "recompute")
+# Measured costs vary from run to run; everything else in a record must reproduce exactly.
+COST_KEYS = frozenset({"train_seconds", "peak_memory_mb", "encode_seconds", "seconds",
+                       "training_memory_mb", "wall_seconds"})
+
+
+class StoreMismatch(AssertionError):
+    """A recomputed run differs from its stored records: the study is not deterministic."""
+
+
+def fingerprint(value: Any) -> Any:
+    """A JSON-able stand-in for ``value`` that changes whenever its content changes."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__class__": type(value).__name__,
+                **{f.name: fingerprint(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return {"__array__": str(data.dtype), "shape": list(data.shape),
+                "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+    if isinstance(value, dict):
+        return {str(k): fingerprint(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [fingerprint(v) for v in value]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot fingerprint a {type(value).__name__}; pass its content (texts, arrays, "
+                    "settings) instead")
+
+
+def run_key(parts: dict) -> str:
+    """sha256 of the canonical JSON of ``parts`` and ``STUDY_VERSION``."""
+    canonical = json.dumps({"study_version": STUDY_VERSION, **fingerprint(parts)}, sort_keys=True,
+                           separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _comparable(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in COST_KEYS}
+
+
+class RunStore:
+    """Records of finished runs under ``root/<experiment>/<key>.json``."""
+
+    def __init__(self, root: str | Path | None = None, mode: str | None = None,
+                 since: float | None = None, spot_check: float | None = None, seed: int = 0):
+        from ..config import cache_dir
+
+        env = os.environ
+        self.root = Path(root) if root is not None else cache_dir() / "runs"
+        self.mode = mode or env.get("SENTENCE_MTL_STORE", "reuse")
+        if self.mode not in MODES:
+            raise ValueError(f"SENTENCE_MTL_STORE must be one of {MODES}, not {self.mode!r}")
+        self.since = since if since is not None else float(env.get("SENTENCE_MTL_STORE_SINCE", "inf"))
+        self.spot_check = spot_check if spot_check is not None else float(
+            env.get("SENTENCE_MTL_STORE_SPOT_CHECK", "0"))
+        if not 0 <= self.spot_check <= 1:
+            raise ValueError(f"the spot-check share must lie in [0, 1], not {self.spot_check}")
+        self._draw = random.Random(seed)
+        self.counts = {"reused": 0, "computed": 0, "checked": 0}
+
+    def path(self, experiment: str, key: str) -> Path:
+        return self.root / experiment / f"{key}.json"
+
+    def _stored(self, path: Path) -> dict | None:
+        try:
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):  # absent, or unreadable: compute it again
+            return None
+        if not isinstance(entry, dict) or not isinstance(entry.get("records"), list):
+            return None
+        if self.mode == "recompute" and entry.get("written_at", 0) < self.since:
+            return None
+        return entry
+
+    def run(self, recorder, parts: dict, compute: Callable[[Any], Any]) -> list[dict]:
+        """The records of the run ``parts`` describes, added to ``recorder``.
+
+        ``compute(child)`` trains and scores the run, adding its records to ``child``, a fresh
+        recorder with ``recorder``'s shared fields; it runs only when the store lacks the run.
+        """
+        key = run_key({"parts": parts, "shared": recorder.common})
+        path = self.path(recorder.experiment, key)
+        entry = self._stored(path)
+        if entry is not None and self.spot_check and self._draw.random() < self.spot_check:
+            fresh = self._compute(recorder, compute)
+            self.counts["checked"] += 1
+            if [_comparable(r) for r in fresh] != [_comparable(r) for r in entry["records"]]:
+                raise StoreMismatch(f"run {key[:12]} of {recorder.experiment} gave different records "
+                                    f"when recomputed ({path}); parts: {fingerprint(parts)}")
+        if entry is not None:
+            records = entry["records"]
+            self.counts["reused"] += 1
+        else:
+            records = self._compute(recorder, compute)
+            write_json(path, {"key": key, "study_version": STUDY_VERSION, "written_at": time.time(),
+                              "parts": fingerprint(parts), "records": records})
+            self.counts["computed"] += 1
+        recorder.records.extend(records)
+        return records
+
+    @staticmethod
+    def _compute(recorder, compute) -> list[dict]:
+        child = type(recorder).__new__(type(recorder))
+        child.__dict__.update(recorder.__dict__, records=[])
+        compute(child)
+        # through JSON, so a computed run and a reused one are the same plain values
+        return json.loads(json.dumps(child.records, default=_jsonable, allow_nan=False))
+
+    def summary(self) -> str:
+        c = self.counts
+        return f"run store: {c['reused']} reused, {c['computed']} computed, {c['checked']} spot-checked"
+

@@ -1,0 +1,79 @@
+"""Reading a saved model folder: a missing, truncated or hand-edited file is one clear error.
+
+A corrupt folder can fail anywhere underneath (safetensors, transformers, huggingface_hub's
+config validation, torch's state-dict checks), each library with its own exception types and
+often several lines of text. :func:`reading` turns whatever fails while one part of the folder
+is read into one line naming that part; :class:`ModelLoadError` adds the folder and the fix. It
+is an :class:`~sentence_mtl.io.InputError`, so the CLI reports it in one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from .io import InputError
+
+
+class ModelLoadError(InputError):
+    """A model folder (or name) that cannot be loaded. ``detail``: which part failed, and why."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class NotAModelFolder(ModelLoadError, FileNotFoundError):
+    """The folder (or its config file) is not there at all."""
+
+
+class UnreadablePart(Exception):
+    """One part of a folder could not be read; the message is one line: the part, then why."""
+
+
+class BadField(ValueError):
+    """A field of one of our own JSON files has the wrong type or value."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short line: library messages often span several."""
+    text = " ".join(str(error).split()).rstrip(".")
+    if not isinstance(error, BadField):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+@contextmanager
+def reading(part: str):
+    """Report any failure inside the block as ``part`` being unreadable."""
+    try:
+        yield
+    except UnreadablePart:
+        raise
+    except Exception as e:  # whatever a library raises for a corrupt file; chained, not lost
+        raise UnreadablePart(f"{part}: {one_line(e)}") from e
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object (a missing file is reported by :func:`reading`)."""
+    if not path.is_file():
+        raise BadField("missing")
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise BadField(f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def check(ok: bool, field: str, expected: str, value) -> None:
+    if not ok:
+        raise BadField(f"{field!r} must be {expected}, found {json.dumps(value)[:60]}")
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_positive_int(value, field: str, allow_none: bool = False) -> None:
+    check((allow_none and value is None) or (is_int(value) and value > 0), field,
+          "a positive integer" + (" or null" if allow_none else ""), value)

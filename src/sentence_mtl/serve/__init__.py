@@ -1,0 +1,89 @@
+"""An HTTP service for the trained models: ``sentence-mtl serve`` (FastAPI + uvicorn).
+
+Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
+
+* ``POST /embed``   ``{"texts": [...]}`` -> L2-normalised sentence vectors from the retrieval model.
+* ``POST /predict`` ``{"texts": [...]}`` -> label, its probability and all class probabilities,
+  for every task head of the multi-task model.
+* ``POST /similar`` ``{"query": "...", "documents": [...], "top_k": 5}`` -> the documents ranked
+  by cosine similarity to the query (retrieval model).
+* ``GET /health`` (and ``HEAD``) -> which models are loaded (folder and version) and the limits.
+
+Input is checked strictly (a string where a list belongs is an error, not a list of characters)
+and bounded (:class:`ServiceLimits`, declared in the schema); bodies are read within a size,
+time and memory budget (:mod:`.body`) and connections within uvicorn's limits plus a
+request-head timeout (:mod:`.protocol`). Every 4xx answer is ``{"error": "<one sentence:
+what is wrong and how to fix it>", "detail": ...}``; an unexpected failure is a logged 500 with the
+same shape, and the server keeps running. Inference is CPU-bound, so the model endpoints are
+plain ``def`` functions (run in the threadpool); ``/health`` answers from the event loop.
+
+There is no authentication: bind to 127.0.0.1 (the default) or put the service behind a proxy
+that authenticates.
+
+Usage::
+
+    sentence-mtl serve --multitask-model models/multitask --retrieval-model models/retrieval/best
+    curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"texts": ["Stocks fell."]}'
+"""
+
+import os  # no `from __future__ import annotations`: FastAPI reads the local request models' annotations
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .body import BodyGuard
+from .errors import install_error_handlers
+from .limits import ENV_PREFIX, ServiceLimits
+from .models import (DEFAULT_MULTITASK_DIR, DEFAULT_RETRIEVAL_DIR, ModelNotFound, Service, guarded,
+                           model_version)
+from .protocol import run, uvicorn_config
+from .schemas import ERROR_RESPONSES, EmbedResponse, PredictResponse, SimilarResponse, request_models
+
+__all__ = ["ModelNotFound", "ServiceLimits", "create_app", "create_app_from_env", "model_version", "run",
+           "uvicorn_config"]
+
+
+def create_app(multitask_dir=DEFAULT_MULTITASK_DIR, retrieval_dir=DEFAULT_RETRIEVAL_DIR,
+               limits: ServiceLimits | None = None) -> FastAPI:
+    """Load both models and build the app. Raises :class:`ModelNotFound` if either folder is missing."""
+    limits = limits or ServiceLimits()
+    service = Service(multitask_dir, retrieval_dir, limits)
+    TextsRequest, SimilarRequest = request_models(limits)
+    app = FastAPI(title="sentence-mtl", version=__version__,
+                  description="Sentence embeddings, multi-task predictions and similarity search. "
+                              "Every error is JSON: {\"error\": \"what is wrong and how to fix it\", \"detail\": ...}. "
+                              "No authentication: expose it only through a proxy that authenticates.")
+    app.state.service = service
+    install_error_handlers(app, limits.max_body_bytes)
+    app.add_middleware(BodyGuard, limits=limits)
+
+    @app.post("/embed", response_model=EmbedResponse, responses=ERROR_RESPONSES,
+              summary="L2-normalised sentence vectors from the retrieval model")
+    def embed(request: TextsRequest):
+        return guarded("embeddings", service.embed, request.texts)
+
+    @app.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES,
+              summary="Label, probability and class probabilities for every task head")
+    def predict(request: TextsRequest):
+        return guarded("predictions", service.predict, request.texts)
+
+    @app.post("/similar", response_model=SimilarResponse, responses=ERROR_RESPONSES,
+              summary="Documents ranked by cosine similarity to the query (best first)")
+    def similar(request: SimilarRequest):
+        return guarded("similarities", service.similar, request.query, request.documents, request.top_k)
+
+    async def health():
+        return service.health()
+
+    app.get("/health", summary="Loaded models (folder and version) and the limits")(health)
+    app.head("/health", summary="Whether the service is up (no body)")(health)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """For ``uvicorn --factory sentence_mtl.serve:create_app_from_env``: model folders from
+    ``SENTENCE_MTL_MULTITASK_MODEL`` / ``SENTENCE_MTL_RETRIEVAL_MODEL``, limits from ``SENTENCE_MTL_MAX_*``.
+    (``sentence-mtl serve`` also applies the connection limits, which plain ``uvicorn`` does not.)"""
+    return create_app(os.environ.get(ENV_PREFIX + "MULTITASK_MODEL", DEFAULT_MULTITASK_DIR),
+                      os.environ.get(ENV_PREFIX + "RETRIEVAL_MODEL", DEFAULT_RETRIEVAL_DIR),
+                      ServiceLimits.from_env())

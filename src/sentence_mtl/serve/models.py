@@ -1,0 +1,158 @@
+"""The models behind the HTTP service: found, loaded, versioned, and used one request at a time.
+
+Answers name a model by its folder relative to the server's working directory (or, outside it,
+by the folder's name) and its version, never by an absolute path: a client has no business
+learning the server's file layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..encoder import SentenceEncoder, resolve_model_path
+from ..multitask import CONFIG_NAME, MultiTaskModel
+from .errors import APIError
+from .limits import ServiceLimits
+from .schemas import DEFAULT_TOP_K
+
+logger = logging.getLogger("sentence_mtl.serve")
+
+DEFAULT_MULTITASK_DIR = "models/multitask"
+DEFAULT_RETRIEVAL_DIR = "models/retrieval/best"
+
+
+class ModelNotFound(RuntimeError):
+    """A model folder the service needs is missing; the message names the command that builds it."""
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory if it lies below it, else its last part.
+    A name that is not a local path (a hub name such as ``org/model``) is returned as it is."""
+    text = str(path)
+    candidate = Path(text).expanduser()
+    if not (candidate.is_absolute() or candidate.exists()):
+        return text
+    resolved = candidate.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix() or "."
+    except ValueError:
+        return resolved.name or text
+
+
+def model_version(directory: Path) -> str:
+    """The ``finished`` time of the folder's ``training_summary.json`` if it has one, else the first
+    12 hex digits of a SHA-256 over every file (relative path and bytes), sorted by path."""
+    summary = directory / "training_summary.json"
+    if summary.is_file():
+        try:
+            finished = json.loads(summary.read_text()).get("finished")
+        except (ValueError, OSError):
+            finished = None
+        if finished:
+            return str(finished)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()[:12]
+
+
+def _check_model_dirs(multitask_dir, retrieval_dir) -> tuple[Path, Path]:
+    """Both folders, resolved; a :class:`ModelNotFound` naming every missing one and its make target."""
+    problems = []
+    multitask = Path(multitask_dir).expanduser()
+    if not (multitask / CONFIG_NAME).is_file():
+        problems.append(f"no multi-task model at {multitask} (no {CONFIG_NAME}): build it with `make train` "
+                        f"(writes {DEFAULT_MULTITASK_DIR}) or pass --multitask-model DIR")
+    retrieval = Path(resolve_model_path(retrieval_dir))
+    if not (retrieval / "config.json").is_file():
+        problems.append(f"no retrieval model at {retrieval_dir}: build it with `make retrieval` "
+                        f"(writes {DEFAULT_RETRIEVAL_DIR}) or pass --retrieval-model DIR")
+    if problems:
+        raise ModelNotFound("; ".join(problems) + ".")
+    return multitask.resolve(), retrieval.resolve()
+
+
+class Service:
+    """The loaded models, their locks, and the computations behind the endpoints. Hugging Face
+    fast tokenizers are not safe to call from several threads at once: one lock per model."""
+
+    def __init__(self, multitask_dir, retrieval_dir, limits: ServiceLimits):
+        self.multitask_dir, self.retrieval_dir = _check_model_dirs(multitask_dir, retrieval_dir)
+        self.limits = limits
+        self.multitask = MultiTaskModel.from_pretrained(self.multitask_dir)
+        self.retrieval = SentenceEncoder.from_pretrained(self.retrieval_dir)
+        self.multitask_lock, self.retrieval_lock = threading.Lock(), threading.Lock()
+        self.versions = {"multitask": model_version(self.multitask_dir),
+                         "retrieval": model_version(self.retrieval_dir)}
+        logger.info("multi-task model %s (tasks %s, version %s); retrieval model %s (dim %d, version %s)",
+                    self.multitask_dir, self.multitask.tasks, self.versions["multitask"],
+                    self.retrieval_dir, self.retrieval.dim, self.versions["retrieval"])
+        self._health = self._describe()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        with self.retrieval_lock:
+            vectors = self.retrieval.encode(texts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.clip(norms, 1e-12, None)
+
+    def embed(self, texts: list[str]) -> dict:
+        vectors = self._embed(texts)
+        return {"model": display_path(self.retrieval_dir), "version": self.versions["retrieval"],
+                "dim": int(vectors.shape[1]), "vectors": vectors.tolist()}
+
+    def predict(self, texts: list[str]) -> dict:
+        with self.multitask_lock:
+            proba = self.multitask.predict_proba(texts)
+        predictions = [{"text": text} for text in texts]
+        for task, p in proba.items():
+            names = self.multitask.specs[task].label_names
+            best = p.argmax(1)
+            for i, row in enumerate(p.tolist()):
+                predictions[i][task] = {"label": names[best[i]], "probability": row[best[i]],
+                                        "probabilities": dict(zip(names, row))}
+        return {"predictions": predictions}
+
+    def similar(self, query: str, documents: list[str], top_k: int | None) -> dict:
+        vectors = self._embed([query, *documents])
+        scores = vectors[1:] @ vectors[0]
+        k = min(top_k if top_k is not None else DEFAULT_TOP_K, len(documents))
+        order = np.argsort(-scores, kind="stable")[:k]
+        return {"results": [{"index": int(i), "document": documents[i], "score": float(scores[i])}
+                            for i in order]}
+
+    def _describe(self) -> dict:
+        name = self.retrieval.name
+        return {"status": "ok", "package_version": __version__, "limits": asdict(self.limits), "models": {
+            "multitask": {"path": display_path(self.multitask_dir), "tasks": self.multitask.tasks,
+                          "labels": {t: list(s.label_names) for t, s in self.multitask.specs.items()},
+                          "version": self.versions["multitask"]},
+            "retrieval": {"path": display_path(self.retrieval_dir), "name": display_path(name) if name else name,
+                          "dim": self.retrieval.dim, "version": self.versions["retrieval"]}}}
+
+    def health(self) -> dict:
+        """Computed once at start-up: answering it must not wait for the models or the threadpool."""
+        return self._health
+
+
+def guarded(what: str, compute, *args):
+    """Run model code; an unexpected exception becomes a logged 500, never a dead server."""
+    try:
+        return compute(*args)
+    except APIError:
+        raise
+    except Exception:
+        logger.exception("%s failed", what)
+        raise APIError(500, f"Internal server error while computing {what}; the request was not "
+                            "processed, and the server log has the traceback.") from None
+

@@ -1,0 +1,108 @@
+"""Running the app under uvicorn with bounded connections.
+
+uvicorn bounds concurrency (``limit_concurrency``: over it, a plain-text 503), idle keep-alive
+connections (``timeout_keep_alive``) and the size of an incomplete request head
+(``h11_max_incomplete_event_size``), but has no timeout for the request line and headers: a
+client that sends half a header holds its connection forever. :class:`HeaderTimeoutH11Protocol`
+closes such a connection after ``header_timeout`` seconds with a 408, and also closes one whose
+client is still sending a body the app has already refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .limits import ServiceLimits
+
+MAX_HEAD_BYTES = 16 * 1024  # request line + headers; h11's default, stated here
+
+
+def _timeout_response(seconds: float) -> bytes:
+    body = json.dumps({"error": f"The request line and headers were not complete within {seconds:g} s; "
+                                "the connection was closed.", "detail": {"header_timeout": seconds}}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)) + body
+
+
+class HeaderTimeoutH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a deadline for each request's head (see module docstring)."""
+
+    header_timeout: float = 10.0
+
+    def connection_made(self, transport) -> None:
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._watch_head()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing() and self._drain_timer is None:
+            # the app answered without reading the whole body (e.g. 413): give the client a
+            # moment to finish, then close rather than read a body that never ends
+            self._drain_timer = self.loop.call_later(self.header_timeout, self._close_if_still_sending)
+
+    def connection_lost(self, exc) -> None:
+        for timer in (self._head_timer, self._drain_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._drain_timer = None
+        super().connection_lost(exc)
+
+    def _watch_head(self) -> None:
+        """Arm the timer while a request head is awaited; disarm it once the head is complete
+        (the app reads the body under its own deadline)."""
+        state = self.conn.their_state
+        if state is h11.IDLE and self._head_timer is None and not self.transport.is_closing():
+            self._head_timer = self.loop.call_later(self.header_timeout, self._close_if_head_incomplete)
+        elif state is not h11.IDLE and self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if state is not h11.SEND_BODY and self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+
+    def _close_if_head_incomplete(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.logger.warning("Request head not complete within %g s; closing the connection.", self.header_timeout)
+            self.transport.write(_timeout_response(self.header_timeout))
+            self.transport.close()
+
+    def _close_if_still_sending(self) -> None:
+        self._drain_timer = None
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_class(limits: ServiceLimits) -> type[HeaderTimeoutH11Protocol]:
+    """The protocol class with ``limits.header_timeout`` (uvicorn instantiates it per connection)."""
+    return type("HeaderTimeoutH11Protocol", (HeaderTimeoutH11Protocol,),
+                {"header_timeout": float(limits.header_timeout)})
+
+
+def uvicorn_config(app, host: str, port: int, limits: ServiceLimits, **kwargs) -> uvicorn.Config:
+    """The uvicorn settings that bound connections: concurrency, keep-alive, head size and time."""
+    return uvicorn.Config(app, host=host, port=port, http=protocol_class(limits),
+                          limit_concurrency=limits.max_concurrency, timeout_keep_alive=limits.keep_alive_timeout,
+                          h11_max_incomplete_event_size=MAX_HEAD_BYTES, **kwargs)
+
+
+def run(app, host: str, port: int, limits: ServiceLimits, log_level: str = "info") -> bool:
+    """Serve ``app`` until interrupted (what ``sentence-mtl serve`` calls). False if the server
+    never started (uvicorn has logged why: the port is taken, or the host is not this machine's)."""
+    server = uvicorn.Server(uvicorn_config(app, host, port, limits, log_level=log_level))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits the process when it cannot bind; the caller says why instead
+        return False
+    return server.started

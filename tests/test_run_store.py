@@ -1,0 +1,140 @@
+"""The run store: content keys, compute-once, resumable reproductions, and spot checks that catch
+a run that does not reproduce."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sentence_mtl.config import get_profile
+from sentence_mtl.experiments import store as store_module
+from sentence_mtl.experiments.store import RunStore, StoreMismatch, run_key
+from sentence_mtl.results import Recorder
+
+
+@dataclass(frozen=True)
+class Settings:
+    lr: float
+    steps: int
+
+
+def recorder() -> Recorder:
+    return Recorder("99_store_test", get_profile("smoke"), {"model": "tiny"})
+
+
+def counting_run(values):
+    """A run that records the next of ``values`` and counts how often it was computed."""
+    calls = []
+
+    def compute(child):
+        calls.append(1)
+        child.add(task="topic", dataset="d", strategy="s", metric="accuracy",
+                  value=values[min(len(calls) - 1, len(values) - 1)], n_test=10, train_seconds=len(calls))
+    return compute, calls
+
+
+PARTS = {"strategy": Settings(1e-3, 10), "task": "topic", "k": 8, "seed": 0,
+         "sample": np.array([3, 1, 4, 1, 5])}
+
+
+def test_the_key_follows_every_part_of_the_content(monkeypatch):
+    key = run_key(PARTS)
+    assert run_key(dict(PARTS)) == key
+    assert run_key({**PARTS, "strategy": Settings(1e-3, 11)}) != key
+    assert run_key({**PARTS, "sample": np.array([3, 1, 4, 1, 6])}) != key
+    assert run_key({**PARTS, "seed": 1}) != key
+    monkeypatch.setattr(store_module, "STUDY_VERSION", store_module.STUDY_VERSION + 1)
+    assert run_key(PARTS) != key
+
+
+def test_a_value_without_content_cannot_be_keyed():
+    with pytest.raises(TypeError, match="cannot fingerprint"):
+        run_key({"model": object()})
+
+
+def test_a_stored_run_is_computed_once(tmp_path):
+    store = RunStore(tmp_path)
+    compute, calls = counting_run([0.5])
+    first, second = recorder(), recorder()
+    store.run(first, PARTS, compute)
+    RunStore(tmp_path).run(second, PARTS, compute)  # a new process: read from disk
+    assert len(calls) == 1
+    assert first.records == second.records and first.records[0]["value"] == 0.5
+    assert first.records[0]["experiment"] == "99_store_test"
+
+
+def test_changed_shared_fields_are_a_different_run(tmp_path):
+    store = RunStore(tmp_path)
+    compute, calls = counting_run([0.5])
+    store.run(recorder(), PARTS, compute)
+    other = Recorder("99_store_test", get_profile("smoke"), {"model": "another"})
+    store.run(other, PARTS, compute)
+    assert len(calls) == 2
+
+
+def test_recompute_mode_redoes_old_runs_but_resumes_its_own(tmp_path):
+    compute, calls = counting_run([0.5])
+    RunStore(tmp_path).run(recorder(), PARTS, compute)
+    import time
+
+    since = time.time()
+    reproduction = RunStore(tmp_path, mode="recompute", since=since)
+    reproduction.run(recorder(), PARTS, compute)
+    assert len(calls) == 2  # written before this reproduction began: recomputed
+    RunStore(tmp_path, mode="recompute", since=since).run(recorder(), PARTS, compute)
+    assert len(calls) == 2  # written by this reproduction before it was killed: resumed
+
+
+def test_an_unreadable_entry_is_computed_again(tmp_path):
+    store = RunStore(tmp_path)
+    compute, calls = counting_run([0.5])
+    store.run(recorder(), PARTS, compute)
+    entry = next(tmp_path.rglob("*.json"))
+    entry.write_text(entry.read_text()[:20])
+    store.run(recorder(), PARTS, compute)
+    assert len(calls) == 2
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")], "a temporary file was left"
+
+
+def test_spot_check_fails_loudly_on_a_run_that_does_not_reproduce(tmp_path):
+    compute, _ = counting_run([0.5, 0.6])
+    RunStore(tmp_path).run(recorder(), PARTS, compute)
+    with pytest.raises(StoreMismatch, match="different records"):
+        RunStore(tmp_path, spot_check=1.0).run(recorder(), PARTS, compute)
+
+
+def test_spot_check_ignores_measured_costs(tmp_path):
+    compute, calls = counting_run([0.5, 0.5])  # train_seconds differs between the two computations
+    RunStore(tmp_path).run(recorder(), PARTS, compute)
+    checker = RunStore(tmp_path, spot_check=1.0)
+    checker.run(recorder(), PARTS, compute)
+    assert len(calls) == 2 and checker.counts["checked"] == 1
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="SENTENCE_MTL_STORE"):
+        RunStore(tmp_path, mode="sometimes")
+    with pytest.raises(ValueError, match="spot-check"):
+        RunStore(tmp_path, spot_check=2)
+
+
+def test_a_real_training_run_reproduces_under_spot_check(tmp_path, tiny_model_dir):
+    """Heads trained on fixed embeddings, twice from the same seed: identical records."""
+    from sentence_mtl import freezing_study as study
+    from sentence_mtl import strategies
+
+    rng = np.random.default_rng(0)
+    embeddings = {t: rng.normal(size=(32, 32)).astype(np.float32) for t in ("topic", "sentiment")}
+    labels = {"topic": rng.integers(0, 4, 32), "sentiment": rng.integers(0, 3, 32)}
+
+    def compute(child):
+        model = study.new_model(0, 32, tiny_model_dir)
+        log, steps = study.train_heads(model, embeddings, labels, strategies.get("frozen_backbone"), 0)
+        child.add(task="topic", dataset="random", strategy="frozen_backbone", metric="final_loss",
+                  value=float(np.mean(log.losses[-5:])), n_test=0, steps=steps)
+
+    parts = {"embeddings": embeddings, "labels": labels, "seed": 0}
+    RunStore(tmp_path).run(recorder(), parts, compute)
+    checker = RunStore(tmp_path, spot_check=1.0)
+    checker.run(recorder(), parts, compute)
+    assert checker.counts == {"reused": 1, "computed": 0, "checked": 1}

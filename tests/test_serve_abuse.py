@@ -1,0 +1,192 @@
+"""The service under careless or hostile clients, against a real uvicorn server (raw sockets
+where a well-behaved HTTP client cannot misbehave enough).
+
+Short timeouts (2 s) and small budgets keep every test to a few seconds: one huge list of empty
+strings must cost one error, not one per item, and must not stall ``/health``; half-sent
+headers, unfinished bodies and never-ending chunked bodies are cut off; the bodies held at once
+are bounded; a lone surrogate is a 422 on every POST endpoint.
+"""
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from serve_support import (build_service_models, raw_request, read_until_closed, running_server, status_of,
+                           stream_chunks_until_answered)
+
+TIMEOUT = 2  # header and body timeouts of this module's server, seconds
+MAX_BODY = 1_000_000
+MAX_CONCURRENCY = 60
+LIMITS_ENV = {"SENTENCE_MTL_MAX_TEXTS": "8", "SENTENCE_MTL_MAX_DOCUMENTS": "10",
+              "SENTENCE_MTL_MAX_BODY_BYTES": str(MAX_BODY), "SENTENCE_MTL_MAX_BUFFERED_BYTES": str(2 * MAX_BODY),
+              "SENTENCE_MTL_MAX_CONCURRENCY": str(MAX_CONCURRENCY), "SENTENCE_MTL_HEADER_TIMEOUT": str(TIMEOUT),
+              "SENTENCE_MTL_BODY_TIMEOUT": str(TIMEOUT)}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model_dir):
+    """(base URL, port, log path) of a server with this module's limits."""
+    models = build_service_models(tmp_path_factory.mktemp("abuse-models"), tiny_model_dir)
+    log_path = tmp_path_factory.mktemp("abuse-log") / "server.log"
+    try:
+        with running_server(*models, log_path, env=LIMITS_ENV) as (url, _):
+            yield url, int(url.rsplit(":", 1)[1]), log_path
+    except RuntimeError as e:
+        pytest.fail(str(e))
+
+
+def _health_ok(url: str) -> bool:
+    return httpx.get(url + "/health", timeout=5).status_code == 200
+
+
+def _post_head(path: str, length: int, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n{extra}\r\n").encode()
+
+
+# --------------------------------------------------------------------------- one request must not stall the server
+
+
+def test_a_huge_list_of_empty_strings_costs_one_error_and_does_not_stall_health(server):
+    url = server[0]
+    body = json.dumps({"texts": [""] * 200_000}).encode()  # 25,000 x max_texts, under the body cap
+    assert len(body) < MAX_BODY
+    answers, health_seconds, done = [], [], threading.Event()
+
+    def abuse():
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for path in ("/predict", "/embed", "/predict"):
+                start = time.perf_counter()
+                r = c.post(path, content=body, headers={"content-type": "application/json"})
+                answers.append((r.status_code, len(r.content), time.perf_counter() - start, r.json()))
+        done.set()
+
+    thread = threading.Thread(target=abuse)
+    thread.start()
+    with httpx.Client(base_url=url, timeout=60) as c:
+        while not done.is_set():
+            start = time.perf_counter()
+            assert c.get("/health").status_code == 200
+            health_seconds.append(time.perf_counter() - start)
+            time.sleep(0.02)
+    thread.join()
+    for status, size, seconds, answer in answers:
+        assert status == 422 and size < 2000, (status, size)
+        assert seconds < 3, seconds
+        assert "Too many texts: 200000 sent, at most 8" in answer["error"]
+        assert answer["detail"]["count"] == 1
+    assert max(health_seconds) < 1, max(health_seconds)
+
+
+def test_error_detail_is_capped(server):
+    payload = {"query": "", "documents": [""] * 10}  # 11 problems
+    answer = httpx.post(server[0] + "/similar", json=payload, timeout=30).json()
+    assert answer["detail"]["count"] == 11 and len(answer["detail"]["errors"]) == 10
+    assert "and 10 more problem(s)" in answer["error"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/embed", rb'{"texts": ["\ud800"]}'),
+    ("/predict", rb'{"texts": ["ok", "a\udfffb"]}'),
+    ("/similar", rb'{"query": "\ud800", "documents": ["a"]}'),
+    ("/similar", rb'{"query": "q", "documents": ["a", "\udbff"]}'),
+])
+def test_a_lone_surrogate_is_a_422_on_every_post_endpoint(server, path, body):
+    r = httpx.post(server[0] + path, content=body, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 422, r.text
+    assert "surrogate" in r.json()["error"]
+
+
+# --------------------------------------------------------------------------- connections and uploads are bounded
+
+
+def test_half_sent_headers_are_dropped_after_the_header_timeout(server):
+    url, port, _ = server
+    held = []
+    try:
+        for i in range(50):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\n" if i % 2 else b"")  # half a head, or nothing
+            held.append(s)
+        time.sleep(0.3)
+        assert _health_ok(url)  # 50 held connections (under the concurrency limit) block nobody
+        extra = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_CONCURRENCY - 50 + 2)]
+        held += extra
+        time.sleep(0.3)
+        assert httpx.get(url + "/health", timeout=5).status_code == 503  # over max_concurrency
+        start = time.monotonic()
+        answers = [read_until_closed(s, timeout=TIMEOUT + 5) for s in held]
+        assert time.monotonic() - start < TIMEOUT + 3
+        assert all(status_of(a) == 408 for a in answers), {a[:40] for a in answers}
+        assert b"not complete within 2 s" in answers[0]
+        assert _health_ok(url)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_an_unfinished_body_gets_408_after_the_body_timeout(server):
+    start = time.monotonic()
+    answer = raw_request(server[1], _post_head("/predict", 100) + b'{"texts": ["a', timeout=TIMEOUT + 5)
+    assert status_of(answer) == 408 and b"not complete within 2 s" in answer
+    assert time.monotonic() - start < TIMEOUT + 3
+
+
+def test_a_chunked_body_over_the_cap_is_refused_while_streaming_and_then_cut_off(server):
+    with socket.create_connection(("127.0.0.1", server[1]), timeout=10) as s:
+        answer, sent = stream_chunks_until_answered(s, "/predict", 4 * MAX_BODY)
+        assert status_of(answer) == 413, answer[:200]
+        assert sent < 3 * MAX_BODY  # refused while streaming, long before the body ends
+        # a client that keeps trickling the body it was told is too large is disconnected
+        start, closed = time.monotonic(), False
+        while time.monotonic() - start < TIMEOUT + 5 and not closed:
+            try:
+                s.sendall(b"1\r\nx\r\n")
+                closed = s.recv(65536) == b""
+            except socket.timeout:
+                time.sleep(0.2)
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - start < TIMEOUT + 3
+
+
+def test_bodies_held_at_once_are_bounded(server):
+    """Two nearly complete 900 kB uploads fill the 2 MB budget: a third upload gets 503 with
+    Retry-After; once the first two finish, they are answered normally."""
+    url, port, _ = server
+    payload = b'{"texts": ["held back"]}'
+    size = 900_000
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(_post_head("/predict", size, "Connection: close\r\n") + b" " * (size - len(payload))
+                      + payload[:-1])
+            held.append(s)
+        deadline = time.monotonic() + 10
+        while True:  # until the server has read both held bodies (at once on an idle machine)
+            third = httpx.post(url + "/predict", content=b" " * 300_000 + payload,
+                               headers={"content-type": "application/json"}, timeout=10)
+            if third.status_code == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert third.status_code == 503 and third.headers["retry-after"] == "1"
+        assert "too many request bodies at once" in third.json()["error"]
+        for s in held:
+            s.sendall(payload[-1:])
+            answer = read_until_closed(s)
+            assert status_of(answer) == 200 and b"held back" in answer, answer[:300]
+        assert httpx.post(url + "/predict", content=b" " * 300_000 + payload,
+                          headers={"content-type": "application/json"}, timeout=10).status_code == 200
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_the_server_survived_without_a_traceback(server):
+    assert _health_ok(server[0])
+    log = server[2].read_text()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log

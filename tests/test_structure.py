@@ -1,0 +1,66 @@
+"""The package's structure as rules: the library never imports the experiments layer, no module
+grows past one concept's size, and importing the package leaves the environment alone."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sentence_mtl"
+LAYERS = ("experiments", "reporting")  # built on the library; the library never imports them
+# Modules written before the size rule, each to be split; no new module joins this list.
+OVERSIZED = {"report.py", "freezing_study.py"}
+
+
+def _library_modules():
+    return [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in LAYERS]
+
+
+def _imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against the package
+                module = "sentence_mtl." + module if module else "sentence_mtl"
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", _library_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_library_never_imports_the_layers_above_it(path):
+    above = [name for name in _imported(path)
+             if any(name == f"sentence_mtl.{layer}" or name.startswith(f"sentence_mtl.{layer}.")
+                    for layer in LAYERS)]
+    assert not above, f"{path.name} imports {above}: the library must not depend on {LAYERS}"
+
+
+def test_modules_stay_small():
+    long = {p.name: n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400 and p.name not in OVERSIZED}
+    assert not long, f"modules over 400 lines (split them by concept): {long}"
+    split = {name for name in OVERSIZED if len((PACKAGE / name).read_text().splitlines()) <= 400}
+    assert not split, f"{split} are under 400 lines now: take them off OVERSIZED"
+
+
+def _sets_environment(node) -> bool:
+    """``os.environ[...] = ``, ``os.environ.setdefault/update/pop(...)``, ``os.putenv(...)``."""
+    if isinstance(node, (ast.Assign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(isinstance(t, ast.Subscript) and ast.unparse(t.value) == "os.environ" for t in targets)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        owner, name = ast.unparse(node.func.value), node.func.attr
+        return (owner == "os.environ" and name in ("setdefault", "update", "pop", "clear")) or \
+            (owner == "os" and name in ("putenv", "unsetenv"))
+    return False
+
+
+def test_importing_the_package_leaves_the_environment_alone():
+    """Only the command-line entry point may set variables (HF_HUB_OFFLINE for the packaged
+    backbone); a library import must not change the environment of the program that imports it."""
+    offenders = [f"{p.relative_to(PACKAGE)}:{node.lineno}" for p in PACKAGE.rglob("*.py") if p.name != "cli.py"
+                 for node in ast.walk(ast.parse(p.read_text())) if _sets_environment(node)]
+    assert not offenders, f"the environment is changed at {offenders}"
