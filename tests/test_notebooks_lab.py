@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from serve_support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.ipynb"))
@@ -50,12 +50,6 @@ def test_jupytext_config_pairs_each_notebook_with_its_twin():
     assert paths == {NOTEBOOKS[0], REPO / "notebooks" / "src" / f"{NOTEBOOKS[0].stem}.py"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for(url: str, seconds: float, server: subprocess.Popen) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -76,7 +70,7 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium installed (Debian: apt-get install chromium); "
                     ".ci/run installs it")
 def test_make_lab_renders_the_cells_of_notebook_01():
-    port = _free_port()
+    port = free_port()
     flags = f"--no-browser --port {port} --ServerApp.ip=127.0.0.1 --ServerApp.token= --ServerApp.password="
     server = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_FLAGS={flags}"], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -137,7 +137,7 @@ def _read_records(path) -> list[dict]:
 
 
 def _write_record(args, model, data, metrics, records) -> None:
-    """Add (or replace) this task's record in a results file, DESIGN.md format."""
+    """Add (or replace) this task's record in a results file (the record format of docs/design.md)."""
     import json
 
     from .config import get_profile
