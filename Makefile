@@ -10,10 +10,6 @@ export SENTENCE_MTL_DATA ?= $(abspath ../shared/data)
 endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-# The notebooks `make reproduce` runs, in order; a missing one is reported, never skipped silently.
-NOTEBOOK_STEMS := 01_sentence_embeddings 02_multitask_heads 03_freezing_strategies 04_training_loop \
-	05_retrieval_finetuning
-NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb) $(patsubst %,notebooks/%.ipynb,$(NOTEBOOK_STEMS)))
 
 .PHONY: setup test unit nbtest reproduce notebooks report data benchmark train retrieval serve clean lab sync-notebooks
 
@@ -36,34 +32,20 @@ unit: setup
 nbtest: setup
 	SENTENCE_MTL_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks -q -p no:cacheprovider
 
-# Every step runs every time (all targets are phony: nothing is skipped as "up to date"); the
-# embedding cache in .cache/ only saves recomputing identical vectors inside the notebooks.
-reproduce:  ## set up, run notebooks 01-05 in order (standard profile, in place), update README, build report.pdf
-	@set -e; start=$$(date +%s); \
-	$(MAKE) --no-print-directory setup; \
-	$(MAKE) --no-print-directory notebooks; \
-	echo "==> [$$(date +%H:%M:%S)] updating the README results block"; \
+# `make reproduce` recomputes every run of the studies (a reproduction; a killed one resumes where
+# it stopped when started again); `make notebooks` re-executes them reading back the runs the
+# store in $(SENTENCE_MTL_CACHE:-.cache)/runs already holds. Both time themselves into
+# results/reproduce_timing.json, which the README's run-time table is generated from.
+reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standard profile, in place), update README, build report.pdf
+	@set -e; \
+	$(PY) tools/reproduce.py --store recompute; \
+	echo "==> [$$(date +%H:%M:%S)] updating the README blocks"; \
 	$(PY) tools/update_readme.py; \
 	echo "==> [$$(date +%H:%M:%S)] building report/data.json and report.pdf"; \
-	$(PY) -m sentence_mtl.report; \
-	total=$$(( $$(date +%s) - start )); \
-	echo "==> make reproduce finished in $$(( total / 60 )) min $$(( total % 60 )) s"
+	$(PY) -m sentence_mtl.reporting.report
 
-notebooks: setup  ## execute every notebook in place, standard profile
-	@missing=0; i=0; n=$(words $(NOTEBOOKS)); \
-	for nb in $(NOTEBOOKS); do \
-		i=$$((i + 1)); \
-		if [ ! -f "$$nb" ]; then \
-			echo "==> [$$(date +%H:%M:%S)] ($$i/$$n) MISSING $$nb: not written yet, nothing to execute"; \
-			missing=$$((missing + 1)); continue; \
-		fi; \
-		echo "==> [$$(date +%H:%M:%S)] ($$i/$$n) executing $$nb (standard profile)"; \
-		start=$$(date +%s); \
-		SENTENCE_MTL_PROFILE=standard $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
-		echo "    done in $$(( $$(date +%s) - start )) s"; \
-	done; \
-	if [ $$missing -gt 0 ]; then echo "==> WARNING: $$missing of $$n notebooks missing (see MISSING above)"; fi
+notebooks: setup  ## execute every notebook in place (standard profile), reusing stored runs
+	$(PY) tools/reproduce.py --store reuse
 
 # JupyterLab for re-running cells: the project's kernel (.venv), data folder and profile.
 # Extra server flags go in LAB_FLAGS (e.g. LAB_FLAGS="--no-browser --port 8890"); root needs --allow-root.
@@ -78,7 +60,7 @@ sync-notebooks: setup  ## jupytext --sync every notebook with its notebooks/src/
 	$(VENV)/bin/jupytext --sync notebooks/src/*.py
 
 report: setup  ## rebuild report/data.json and report.pdf from results/*.json and figures/*.png
-	$(PY) -m sentence_mtl.report
+	$(PY) -m sentence_mtl.reporting.report
 
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py
@@ -94,9 +76,9 @@ train: setup  ## train the chosen multi-task configuration -> models/multitask/,
 	$(VENV)/bin/sentence-mtl evaluate --model models/multitask --task sentiment --record results/train_multitask.json
 	$(PY) tools/update_readme.py
 
-retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile) -> models/retrieval/best
-	SENTENCE_MTL_PROFILE=standard $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=3600 notebooks/05_retrieval_finetuning.ipynb
+retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile, runs recomputed) -> models/retrieval/best
+	SENTENCE_MTL_PROFILE=standard SENTENCE_MTL_STORE=recompute $(PY) -m jupyter nbconvert --to notebook --execute \
+		--inplace --ExecutePreprocessor.timeout=3600 notebooks/05_retrieval_finetuning.ipynb
 
 serve: setup  ## the HTTP service on 127.0.0.1:8000 (needs `make train` and `make retrieval` first)
 	$(VENV)/bin/sentence-mtl serve

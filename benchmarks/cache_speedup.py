@@ -10,7 +10,7 @@ Usage: python benchmarks/cache_speedup.py [--n 512] [--steps 10]
 import argparse
 
 from sentence_mtl.data import DataSource, load_task, sample_per_class
-from sentence_mtl.freezing_study import cache_speedups
+from sentence_mtl.experiments.speed import cache_speedups
 
 TARGETS = {"heads_epoch_ratio": 100.0, "top2_step_ratio": 2.0}
 

@@ -12,8 +12,9 @@ warms it up, then runs, at the same time:
   ``/similar``, ``/health``) one after another; every answer must be the expected 200;
 * one abusive client sending one abusive request at a time, in turn: a body declared over the
   cap, a chunked body that never ends, a list of 1.6 million empty strings (6.4 MB, under the
-  cap), half-sent headers held open, an unfinished body, a lone surrogate; each must be refused
-  (4xx, or the connection dropped by the server's timeouts);
+  cap), an object of 600,000 unknown keys, half-sent headers held open, 200 half-open connections
+  beside one ordinary request (which must get 200), an unfinished body, a lone surrogate; each abusive
+  request must be refused (4xx, or the connection dropped by the server's timeouts);
 * a monitor polling ``GET /health`` every 50 ms and sampling the server's RSS.
 
 It prints p50/p95/max of ``/health`` over the whole run (target p95 < 1 s) and the server's RSS
@@ -111,9 +112,27 @@ def abusive_requests(port: int, max_body: int, wait: float):
                        headers={"content-type": "application/json"}, timeout=wait)
         return f"HTTP {r.status_code}"
 
+    def unknown_keys():
+        body = ("{" + ",".join(f'"k{i}":0' for i in range(600_000)) + "}").encode()
+        r = httpx.post(f"http://127.0.0.1:{port}/embed", content=body, headers={"content-type": "application/json"},
+                       timeout=wait)
+        return f"HTTP {r.status_code}, {len(r.content)} bytes back for an object of 600,000 unknown keys"
+
+    def half_open_flood():
+        """200 connections holding half a request head, then one ordinary request beside them."""
+        held = [socket.create_connection(("127.0.0.1", port), timeout=wait) for _ in range(200)]
+        try:
+            for s in held:
+                s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=wait)
+            return f"HTTP {r.status_code} for /health beside 200 half-open connections"
+        finally:
+            for s in held:
+                s.close()
+
     return [("declared_too_large", declared_too_large), ("endless_chunks", endless_chunks),
-            ("huge_list", huge_list), ("slow_headers", slow_headers), ("unfinished_body", unfinished_body),
-            ("surrogate", surrogate)]
+            ("huge_list", huge_list), ("unknown_keys", unknown_keys), ("slow_headers", slow_headers),
+            ("half_open_flood", half_open_flood), ("unfinished_body", unfinished_body), ("surrogate", surrogate)]
 
 
 def soak(url: str, pid: int, args) -> dict:

@@ -21,7 +21,8 @@ import torch
 
 from sentence_mtl.config import get_profile
 from sentence_mtl.data import DataSource, load_task, stratified_subset
-from sentence_mtl.freezing_study import TokenInputs, new_model, timed_steps
+from sentence_mtl.experiments.speed import timed_steps
+from sentence_mtl.strategy_training import TokenInputs, new_model
 from sentence_mtl.results import Recorder, write_records
 
 BATCH = 16

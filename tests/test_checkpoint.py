@@ -233,13 +233,28 @@ def test_recover_falls_back_to_the_old_copy(tmp_path):
     assert not recover_dir(target)  # nothing to do once the target is back
 
 
-def test_recover_leaves_unverifiable_copies_alone(tmp_path):
+def test_an_unverifiable_old_copy_is_an_error_and_left_alone(tmp_path):
+    """A ``.old`` copy means a checkpoint existed: starting over silently would lose its steps."""
     old = _saved(tmp_path, ".checkpoint.old")
     flip_bit(old / "state.safetensors", "weight")
-    assert not recover_dir(tmp_path / "checkpoint")
+    with pytest.raises(CheckpointError, match=r"\.checkpoint\.old.*--restart"):
+        recover_dir(tmp_path / "checkpoint")
     assert old.exists() and not (tmp_path / "checkpoint").exists()
-    with pytest.raises(CheckpointError):
-        verify_dir(old)
+
+
+def test_an_incomplete_first_save_is_nothing_to_recover(tmp_path):
+    half = _saved(tmp_path, ".checkpoint.tmp")
+    (half / "manifest.json").unlink()  # killed while writing the very first checkpoint
+    assert not recover_dir(tmp_path / "checkpoint")
+
+
+def test_a_run_whose_only_copy_is_corrupt_is_refused_not_restarted(run_copy):
+    config_path, run = run_copy
+    (run / "checkpoint").rename(run / ".checkpoint.old")  # killed between the renames...
+    flip_bit(run / ".checkpoint.old" / "state.safetensors", LAYER_NORM)  # ...and the copy then damaged
+    result = resume(config_path, run)
+    assert_one_line_error(result, ".checkpoint.old", "--restart")
+    assert not (run / "checkpoint").exists()
 
 
 def test_atomic_dir_replaces_despite_a_stale_old_copy(tmp_path):

@@ -9,6 +9,7 @@ use the tiny model of ``conftest.py``.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 
@@ -48,6 +49,21 @@ def test_batch_size_must_be_a_positive_integer(tmp_path, texts_txt, model_dir, t
 def test_evaluate_max_items_must_be_a_positive_integer(model_dir, value):
     result = cli("evaluate", "--model", model_dir, "--task", "sentiment", "--max-items", value)
     assert_usage_error(result, "--max-items", "positive integer")
+
+
+@pytest.mark.parametrize("max_items, scored", [(2, None), (7, 6), (12, 12)])
+def test_evaluate_scores_at_most_max_items(model_dir, max_items, scored):
+    """Below one item per class the stratified subset would have scored more than asked (2 -> 3
+    sentiment items): that is an error; otherwise at most --max-items, equal per class."""
+    from sentence_mtl.config import SAMPLE_DATA_DIR
+
+    result = cli("evaluate", "--model", model_dir, "--task", "sentiment", "--max-items", max_items,
+                 "--data-dir", SAMPLE_DATA_DIR)
+    if scored is None:
+        assert_one_error_line(result, "--max-items 2", "3 classes")
+    else:
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["n"] == scored
 
 
 # --------------------------------------------------------------------------- input files

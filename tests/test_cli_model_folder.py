@@ -64,7 +64,28 @@ CORRUPTIONS = [
     ("hidden_size a string", "config.json",
      lambda m: edit_json(m / "encoder" / "config.json", lambda c: c.update(num_hidden_layers="two"))),
     ("malformed tokenizer.json", "tokenizer", lambda m: (m / "encoder" / "tokenizer.json").write_text("{")),
+    ("no tokenizer files", "tokenizer", lambda m: remove_tokenizer_files(m / "encoder")),
+    ("NaN in a head", "heads.safetensors", lambda m: poison(m / "heads.safetensors", float("nan"))),
+    ("infinity in the encoder", "model.safetensors", lambda m: poison(m / "encoder" / "model.safetensors", float("inf"))),
+    ("two heads of one task", "heads[1].task",
+     lambda m: edit_json(m / "multitask_config.json", lambda c: c["heads"][1].update(task=c["heads"][0]["task"]))),
 ]
+
+
+def remove_tokenizer_files(folder: Path) -> None:
+    """What transformers would silently replace with a vocabulary of five special tokens."""
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def poison(weights: Path, value: float) -> None:
+    """One weight of the file set to ``value``: every output would be NaN."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(weights))
+    name = next(k for k, t in tensors.items() if t.is_floating_point())
+    tensors[name].view(-1)[0] = value
+    save_file(tensors, str(weights))
 
 
 def damaged_copy(model_dir: Path, tmp_path: Path, damage) -> Path:
@@ -107,6 +128,20 @@ def test_embed_with_a_damaged_model_folder(tiny_model_dir, tmp_path, texts_txt):
     out = tmp_path / "out.npy"
     result = cli("embed", "--model", copy, "--input", texts_txt, "--output", out)
     assert_one_error_line(result.returncode, result.stderr, str(copy), "model.safetensors")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage, named", [(remove_tokenizer_files, "tokenizer"),
+                                           (lambda m: poison(m / "model.safetensors", float("nan")), "NaN")])
+def test_embed_refuses_an_encoder_that_would_give_meaningless_vectors(tiny_model_dir, tmp_path, texts_txt, damage,
+                                                                      named):
+    """Both used to load and answer with exit status 0: the same vector for every text, or NaN."""
+    copy = tmp_path / "encoder"
+    shutil.copytree(tiny_model_dir, copy)
+    damage(copy)
+    out = tmp_path / "out.npy"
+    result = cli("embed", "--model", copy, "--input", texts_txt, "--output", out)
+    assert_one_error_line(result.returncode, result.stderr, str(copy), named)
     assert not out.exists()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from sentence_mtl import report
+from sentence_mtl.reporting import report, report_sections
 from sentence_mtl.config import REPO_ROOT
 from sentence_mtl.references import PUBLISHED
 
@@ -163,13 +163,13 @@ def test_published_values_come_from_references(committed):
         assert float(p["text"]) == pytest.approx(100 * p["value"])
         assert p["cite"], f"{p['key']} has no citation"
     bib = (REPO_ROOT / "report" / "references.bib").read_text()
-    for key in {k for keys in report.CITATIONS.values() for k in keys}:
+    for key in {k for keys in report_sections.CITATIONS.values() for k in keys}:
         assert f"{{{key}," in bib
 
 
 def test_data_facts_are_the_documented_ones():
     readme = (REPO_ROOT / "data" / "README.md").read_text()
-    for name, value in report.DATA_FACTS.items():
+    for name, value in report_sections.DATA_FACTS.items():
         assert f"{value:,}" in readme, f"{name} = {value:,} is not stated in data/README.md"
 
 
@@ -303,4 +303,4 @@ def test_committed_data_json_is_current():
     """report/data.json (and so report.pdf) must be rebuilt when results/ or figures/ change."""
     committed = json.loads((REPO_ROOT / "report" / "data.json").read_text())
     assert report.build_data(RESULTS, FIGURES) == committed, (
-        "report/data.json is stale: run `make report` (or `.venv/bin/python -m sentence_mtl.report`)")
+        "report/data.json is stale: run `make report` (or `.venv/bin/python -m sentence_mtl.reporting.report`)")

@@ -63,13 +63,19 @@ def test_a_stored_run_is_computed_once(tmp_path):
     assert first.records[0]["experiment"] == "99_store_test"
 
 
-def test_changed_shared_fields_are_a_different_run(tmp_path):
+def test_identity_fields_make_a_different_run_and_the_description_does_not(tmp_path):
+    """Experiment, profile and data kind identify a run; the notebook's config describes the
+    whole grid, so changing it (a new strategy added) recomputes nothing, and reused records
+    carry the new description."""
     store = RunStore(tmp_path)
     compute, calls = counting_run([0.5])
     store.run(recorder(), PARTS, compute)
-    other = Recorder("99_store_test", get_profile("smoke"), {"model": "another"})
-    store.run(other, PARTS, compute)
-    assert len(calls) == 2
+    described = Recorder("99_store_test", get_profile("smoke"), {"model": "another"})
+    store.run(described, PARTS, compute)
+    assert len(calls) == 1 and described.records[0]["config"] == {"model": "another"}
+    store.run(Recorder("99_store_test", get_profile("standard"), {"model": "tiny"}), PARTS, compute)
+    store.run(Recorder("99_store_test", get_profile("smoke"), {"model": "tiny"}, is_sample=True), PARTS, compute)
+    assert len(calls) == 3
 
 
 def test_recompute_mode_redoes_old_runs_but_resumes_its_own(tmp_path):
@@ -120,7 +126,7 @@ def test_bad_settings_are_refused(tmp_path):
 
 def test_a_real_training_run_reproduces_under_spot_check(tmp_path, tiny_model_dir):
     """Heads trained on fixed embeddings, twice from the same seed: identical records."""
-    from sentence_mtl import freezing_study as study
+    from sentence_mtl import strategy_training as st
     from sentence_mtl import strategies
 
     rng = np.random.default_rng(0)
@@ -128,8 +134,8 @@ def test_a_real_training_run_reproduces_under_spot_check(tmp_path, tiny_model_di
     labels = {"topic": rng.integers(0, 4, 32), "sentiment": rng.integers(0, 3, 32)}
 
     def compute(child):
-        model = study.new_model(0, 32, tiny_model_dir)
-        log, steps = study.train_heads(model, embeddings, labels, strategies.get("frozen_backbone"), 0)
+        model = st.new_model(0, 32, tiny_model_dir)
+        log, steps = st.train_heads(model, embeddings, labels, strategies.get("frozen_backbone"), 0)
         child.add(task="topic", dataset="random", strategy="frozen_backbone", metric="final_loss",
                   value=float(np.mean(log.losses[-5:])), n_test=0, steps=steps)
 
@@ -138,3 +144,15 @@ def test_a_real_training_run_reproduces_under_spot_check(tmp_path, tiny_model_di
     checker = RunStore(tmp_path, spot_check=1.0)
     checker.run(recorder(), parts, compute)
     assert checker.counts == {"reused": 1, "computed": 0, "checked": 1}
+
+
+def test_records_live_beside_the_profiles_results_unless_a_folder_is_named(monkeypatch, tmp_path):
+    from sentence_mtl.config import REPO_ROOT
+
+    monkeypatch.delenv("SENTENCE_MTL_STORE_DIR", raising=False)
+    monkeypatch.setenv("SENTENCE_MTL_PROFILE", "standard")
+    assert RunStore().root == REPO_ROOT / "results" / "store"  # committed: a fresh clone re-executes warm
+    monkeypatch.setenv("SENTENCE_MTL_PROFILE", "smoke")
+    assert RunStore().root == REPO_ROOT / "runs" / "smoke" / "results" / "store"
+    monkeypatch.setenv("SENTENCE_MTL_STORE_DIR", str(tmp_path / "elsewhere"))
+    assert RunStore().root == tmp_path / "elsewhere"

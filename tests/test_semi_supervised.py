@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentence_mtl import freezing_study as study
+from sentence_mtl.experiments import frozen_runs
 from sentence_mtl import strategies
 from sentence_mtl.config import get_profile
 from sentence_mtl.data import TaskData
@@ -78,9 +78,9 @@ def test_runners_record_the_frozen_semi_supervised_strategies():
             return centres
 
     recorder = Recorder("t", get_profile("smoke"), {})
-    prior = study.run_label_prior(recorder, DescriptionEncoder(), train, x, train, x, 2, 0)
+    prior = frozen_runs.run_label_prior(recorder, DescriptionEncoder(), train, x, train, x, 2, 0)
     assert prior["strategy"] == "label_prior" and prior["trainable_params"] == 0 and prior["value"] > 0.9
-    row = study.run_self_training(recorder, strategies.get("self_training"), DescriptionEncoder(), train, x,
+    row = frozen_runs.run_self_training(recorder, strategies.get("self_training"), DescriptionEncoder(), train, x,
                                   train, x, 2, 0)
     assert row["n_unlabeled"] == len(y) - 8 and row["n_pseudo_labelled"] == len(y) - 8
     assert row["pseudo_label_accuracy"] > 0.9 and row["trainable_params"] == 4 * 8 + 4

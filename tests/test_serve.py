@@ -311,6 +311,15 @@ def test_serve_on_a_taken_port_exits_2_with_one_clear_line(model_dirs):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("port, why", [("70000", "0 to 65535"), ("-1", "0 to 65535"), ("http", "not an integer")])
+def test_serve_on_an_impossible_port_is_refused_before_the_models_load(model_dirs, port, why):
+    result = subprocess.run([sys.executable, "-m", "sentence_mtl.cli", "serve", "--port", port,
+                             "--multitask-model", str(model_dirs[0]), "--retrieval-model", str(model_dirs[1])],
+                            capture_output=True, text=True, timeout=120, env=quiet_env())
+    assert result.returncode == 2 and "--port" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and why in result.stderr
+
+
 def test_serve_rejects_a_bad_limit(monkeypatch, capsys):
     monkeypatch.setenv("SENTENCE_MTL_MAX_TEXTS", "lots")
     assert main(["serve"]) == 2

@@ -20,9 +20,11 @@ from serve_support import (build_service_models, raw_request, read_until_closed,
 TIMEOUT = 2  # header and body timeouts of this module's server, seconds
 MAX_BODY = 1_000_000
 MAX_CONCURRENCY = 60
+MAX_CONNECTIONS = 120
 LIMITS_ENV = {"SENTENCE_MTL_MAX_TEXTS": "8", "SENTENCE_MTL_MAX_DOCUMENTS": "10",
               "SENTENCE_MTL_MAX_BODY_BYTES": str(MAX_BODY), "SENTENCE_MTL_MAX_BUFFERED_BYTES": str(2 * MAX_BODY),
               "SENTENCE_MTL_MAX_CONCURRENCY": str(MAX_CONCURRENCY), "SENTENCE_MTL_HEADER_TIMEOUT": str(TIMEOUT),
+              "SENTENCE_MTL_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
               "SENTENCE_MTL_BODY_TIMEOUT": str(TIMEOUT)}
 
 
@@ -50,15 +52,14 @@ def _post_head(path: str, length: int, extra: str = "") -> bytes:
 # --------------------------------------------------------------------------- one request must not stall the server
 
 
-def test_a_huge_list_of_empty_strings_costs_one_error_and_does_not_stall_health(server):
-    url = server[0]
-    body = json.dumps({"texts": [""] * 200_000}).encode()  # 25,000 x max_texts, under the body cap
-    assert len(body) < MAX_BODY
+def abuse_while_polling_health(url: str, paths, body: bytes) -> tuple[list, list[float]]:
+    """POST ``body`` to each of ``paths`` in turn while another client polls /health; the abusive
+    answers (status, size, seconds, JSON) and the seconds of every /health answer."""
     answers, health_seconds, done = [], [], threading.Event()
 
     def abuse():
         with httpx.Client(base_url=url, timeout=60) as c:
-            for path in ("/predict", "/embed", "/predict"):
+            for path in paths:
                 start = time.perf_counter()
                 r = c.post(path, content=body, headers={"content-type": "application/json"})
                 answers.append((r.status_code, len(r.content), time.perf_counter() - start, r.json()))
@@ -73,12 +74,49 @@ def test_a_huge_list_of_empty_strings_costs_one_error_and_does_not_stall_health(
             health_seconds.append(time.perf_counter() - start)
             time.sleep(0.02)
     thread.join()
+    return answers, health_seconds
+
+
+def test_a_huge_list_of_empty_strings_costs_one_error_and_does_not_stall_health(server):
+    body = json.dumps({"texts": [""] * 200_000}).encode()  # 25,000 x max_texts, under the body cap
+    assert len(body) < MAX_BODY
+    answers, health_seconds = abuse_while_polling_health(server[0], ("/predict", "/embed", "/predict"), body)
     for status, size, seconds, answer in answers:
         assert status == 422 and size < 2000, (status, size)
         assert seconds < 3, seconds
         assert "Too many texts: 200000 sent, at most 8" in answer["error"]
         assert answer["detail"]["count"] == 1
     assert max(health_seconds) < 1, max(health_seconds)
+
+
+@pytest.mark.parametrize("path", ["/embed", "/predict", "/similar"])
+def test_an_object_of_unknown_keys_is_refused_before_validation_without_stalling_health(server, path):
+    """Each unknown key of a request object used to cost a validation error built on the event loop:
+    an object of many thousand keys under the body cap held /health for seconds."""
+    body = ("{" + ",".join(f'"k{i}":0' for i in range(90_000)) + "}").encode()
+    assert len(body) < MAX_BODY
+    answers, health_seconds = abuse_while_polling_health(server[0], (path,) * 3, body)
+    for status, size, seconds, answer in answers:
+        assert status == 422 and size < 1000, (status, size)
+        assert "90000 unknown fields" in answer["error"] and "k1" not in json.dumps(answer)  # no input echoed
+    assert max(s for *_, s, _ in answers) < 1, answers
+    assert max(health_seconds) < 1, max(health_seconds)
+
+
+@pytest.mark.parametrize("path, body, where", [
+    ("/embed", {"texts": ["\u200b"]}, "texts[0]"),
+    ("/predict", {"texts": ["ok", "\u0000"]}, "texts[1]"),
+    ("/predict", {"texts": ["\u0301\u200d"]}, "texts[0]"),
+    ("/similar", {"query": "\u200b\u200c", "documents": ["a"]}, "query"),
+    ("/similar", {"query": "q", "documents": ["a", "b", "\ufeff\u0000"]}, "documents[2]"),
+])
+def test_text_that_tokenizes_to_nothing_is_a_422_naming_where(server, path, body, where):
+    """Zero-width, NUL and lone combining characters pass a whitespace check but the tokenizer
+    drops them: the model would see an empty text and answer with the same vector for all."""
+    r = httpx.post(server[0] + path, json=body, timeout=30)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert f"'{where}' contains nothing the model reads" in error, error
 
 
 def test_error_detail_is_capped(server):
@@ -112,11 +150,12 @@ def test_half_sent_headers_are_dropped_after_the_header_timeout(server):
             s.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\n" if i % 2 else b"")  # half a head, or nothing
             held.append(s)
         time.sleep(0.3)
-        assert _health_ok(url)  # 50 held connections (under the concurrency limit) block nobody
-        extra = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_CONCURRENCY - 50 + 2)]
-        held += extra
+        assert _health_ok(url)
+        # more half-open connections than requests may run at once: they are not requests, and
+        # used to fill uvicorn's limit_concurrency, turning everyone away until they timed out
+        held += [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_CONCURRENCY - 50 + 20)]
         time.sleep(0.3)
-        assert httpx.get(url + "/health", timeout=5).status_code == 503  # over max_concurrency
+        assert _health_ok(url)
         start = time.monotonic()
         answers = [read_until_closed(s, timeout=TIMEOUT + 5) for s in held]
         assert time.monotonic() - start < TIMEOUT + 3
@@ -126,6 +165,44 @@ def test_half_sent_headers_are_dropped_after_the_header_timeout(server):
     finally:
         for s in held:
             s.close()
+
+
+def test_connections_over_the_cap_get_a_json_503_and_are_closed(server):
+    url, port, _ = server
+    held = []
+    try:
+        held += [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(MAX_CONNECTIONS + 5)]
+        time.sleep(0.3)
+        answer = raw_request(port, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n", timeout=5)
+        assert status_of(answer) == 503 and b"application/json" in answer and b"retry-after: 1" in answer.lower()
+        assert b'"max_connections": 120' in answer
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    assert _health_ok(url)
+
+
+def test_requests_over_the_concurrency_cap_get_a_json_503(server):
+    """Requests whose bodies are still arriving are being handled; past max_concurrency of them,
+    the next request is refused at once (JSON, Retry-After) instead of queued."""
+    url, port, _ = server
+    held = []
+    try:
+        for _ in range(MAX_CONCURRENCY):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(_post_head("/predict", 100) + b'{"texts": ["a')
+            held.append(s)
+        time.sleep(0.5)
+        r = httpx.get(url + "/health", timeout=5)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+        assert r.json()["detail"] == {"max_concurrency": MAX_CONCURRENCY}
+        answers = [read_until_closed(s, timeout=TIMEOUT + 5) for s in held]  # each body times out: 408
+        assert all(status_of(a) == 408 for a in answers)
+    finally:
+        for s in held:
+            s.close()
+    assert _health_ok(url)
 
 
 def test_an_unfinished_body_gets_408_after_the_body_timeout(server):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentence_mtl import freezing_study as study
+from sentence_mtl import strategy_training as st
+from sentence_mtl.experiments import analysis, finetune_runs, frozen_runs, grids, speed
 from sentence_mtl import strategies
 from sentence_mtl.cache import LayerStates, cached_layer_states
 from sentence_mtl.data import TaskData
@@ -25,7 +26,7 @@ SENTIMENT = np.array([0, 2, 1, 0, 2, 2, 1, 0])
 
 
 def tiny_grid(tiny_model_dir):
-    return replace(study.GRIDS["smoke"], steps=((2, 6),), batch_size=4, model_name=tiny_model_dir)
+    return replace(grids.GRIDS["smoke"], steps=((2, 6),), batch_size=4, model_name=tiny_model_dir)
 
 
 def task_data(task, labels, names):
@@ -51,7 +52,7 @@ def changed(before: dict, module) -> set[str]:
 
 
 def test_forward_from_any_layer_equals_the_full_forward(tiny_model_dir):
-    model = study.new_model(0, 32, tiny_model_dir)
+    model = st.new_model(0, 32, tiny_model_dir)
     batch = model.encoder.tokenize(TEXTS[:3])
     with torch.no_grad():
         full = model.encoder(**batch)
@@ -61,7 +62,7 @@ def test_forward_from_any_layer_equals_the_full_forward(tiny_model_dir):
 
 
 def test_cached_layer_states_reproduce_the_full_forward(tiny_model_dir, tmp_path):
-    model = study.new_model(0, 32, tiny_model_dir)
+    model = st.new_model(0, 32, tiny_model_dir)
     states = cached_layer_states(model.encoder, TEXTS, 1, show_progress=False, root=tmp_path)
     assert isinstance(states, LayerStates) and len(states) == len(TEXTS)
     hidden, mask = states.batch([5, 0, 2])
@@ -73,7 +74,7 @@ def test_cached_layer_states_reproduce_the_full_forward(tiny_model_dir, tmp_path
 def test_layer_cache_is_content_addressed_and_survives_corruption(tiny_model_dir, tmp_path, monkeypatch):
     import sentence_mtl.cache as cache
 
-    model = study.new_model(0, 32, tiny_model_dir)
+    model = st.new_model(0, 32, tiny_model_dir)
     calls = []
     compute = cache._compute_layer_states
     monkeypatch.setattr(cache, "_compute_layer_states", lambda *a, **k: calls.append(a[2]) or compute(*a, **k))
@@ -92,7 +93,7 @@ def test_layer_cache_is_content_addressed_and_survives_corruption(tiny_model_dir
     assert len(entries) == 4 and not [p for p in (tmp_path / "layer_states").iterdir() if p.name.startswith(".")]
     for path in entries:  # unreadable entries are recomputed, never read
         path.write_bytes(b"half-written")
-    model2 = study.new_model(0, 32, tiny_model_dir)
+    model2 = st.new_model(0, 32, tiny_model_dir)
     states = cached_layer_states(model2.encoder, TEXTS, 1, show_progress=False, root=tmp_path)
     np.testing.assert_array_equal(states.states, first.states)
 
@@ -111,10 +112,10 @@ def test_registry_and_unknown_names():
 
 
 def test_trainable_parameter_counts(tiny_model_dir):
-    model = study.new_model(0, 32, tiny_model_dir)
+    model = st.new_model(0, 32, tiny_model_dir)
     counts = model.parameter_counts()
     heads = counts["head.topic"] + counts["head.sentiment"]
-    get = lambda name: study.trainable_parameters(model, strategies.get(name).phases)  # noqa: E731
+    get = lambda name: st.trainable_parameters(model, strategies.get(name).phases)  # noqa: E731
     assert get("frozen_backbone") == heads
     assert get("top1_unfrozen") == heads + counts["encoder.layer.1"]
     assert get("top2_unfrozen") == heads + counts["encoder.layer.0"] + counts["encoder.layer.1"]
@@ -123,8 +124,8 @@ def test_trainable_parameter_counts(tiny_model_dir):
     assert get("gradual_unfreezing") == heads + counts["encoder.layer.0"] + counts["encoder.layer.1"]
     with pytest.raises(ValueError, match="no LoRA adapters"):
         model.unfreeze("lora")
-    study.add_lora(model, strategies.get("lora").lora)
-    lora = study.trainable_parameters(model, strategies.get("lora").phases)
+    st.add_lora(model, strategies.get("lora").lora)
+    lora = st.trainable_parameters(model, strategies.get("lora").phases)
     assert heads < lora < counts["total"] / 2
 
 
@@ -138,14 +139,14 @@ def test_encoder_strategies_train_and_keep_frozen_parts_identical(name, frozen_p
     grid = tiny_grid(tiny_model_dir)
     recorder = Recorder("t", get_profile("smoke"), {})
     strategy = strategies.get(name)
-    model = study.new_model(0, grid.max_seq_length, tiny_model_dir)
+    model = st.new_model(0, grid.max_seq_length, tiny_model_dir)
     if strategy.lora:
-        study.add_lora(model, strategy.lora)
+        st.add_lora(model, strategy.lora)
     before = snapshot(model.encoder)
-    inputs = {t: study.TokenInputs(model.encoder.tokenizer, TEXTS, 32) for t in train}
-    log = study.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategy, 12, 4, 0)
+    inputs = {t: st.TokenInputs(model.encoder.tokenizer, TEXTS, 32) for t in train}
+    log = st.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategy, 12, 4, 0)
     assert len(log.losses) == 12 and all(np.isfinite(log.losses))
-    trainable = study.trainable_parameters(model, strategy.phases)
+    trainable = st.trainable_parameters(model, strategy.phases)
     assert 0 < log.memory["gradient_mb"] * 2**20 <= 4 * trainable  # fp32 gradients of what trains and is used
     assert log.memory["optimizer_state_mb"] == 2 * log.memory["gradient_mb"]  # AdamW's two moments
     assert log.memory["activation_mb"] > 0
@@ -153,7 +154,7 @@ def test_encoder_strategies_train_and_keep_frozen_parts_identical(name, frozen_p
     assert moved, "training changed nothing"
     if frozen_prefixes:
         assert not [k for k in moved if k.startswith(frozen_prefixes)]
-    rows = study.run_encoder_strategy(recorder, strategy, train, test, 2, 0, grid)
+    rows = finetune_runs.run_encoder_strategy(recorder, strategy, train, test, 2, 0, grid)
     assert {r["task"] for r in rows} == {"topic", "sentiment"}
     assert all(0 <= r["value"] <= 1 and r["n_test"] == len(TEXTS) and r["trainable_params"] > 0 for r in rows)
 
@@ -165,7 +166,7 @@ def test_training_memory_orders_the_strategies_by_what_runs_backward(tiny_model_
     grid = tiny_grid(tiny_model_dir)
     memory = {}
     for name in ("full_finetune", "top2_unfrozen", "lora"):
-        rows = study.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get(name), train,
+        rows = finetune_runs.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get(name), train,
                                           test, 2, 0, grid)
         memory[name] = rows[0]
     assert memory["full_finetune"]["activation_mb"] > memory["top2_unfrozen"]["activation_mb"] > 0
@@ -182,7 +183,7 @@ def test_frozen_backbone_trains_heads_on_cached_embeddings_only(tiny_model_dir, 
     # separable "embeddings": the class index written into the first coordinates
     for t, d in train.items():
         embeddings[t][np.arange(len(TEXTS)), d.labels] += 5.0
-    rows = study.run_frozen_backbone(recorder, strategies.get("frozen_backbone"), train, embeddings, test,
+    rows = frozen_runs.run_frozen_backbone(recorder, strategies.get("frozen_backbone"), train, embeddings, test,
                                      embeddings, 2, 0, grid)
     assert all(r["value"] == 1.0 and r["trainable_params"] == 32 * 4 + 4 + 32 * 3 + 3 for r in rows)
 
@@ -191,10 +192,10 @@ def test_nearest_centroid_and_zero_shot(data, tiny_model_dir):
     train, test = data
     recorder = Recorder("t", get_profile("smoke"), {})
     x = np.eye(4, dtype=np.float32)[TOPIC] + 0.01
-    row = study.run_nearest_centroid(recorder, train["topic"], x, test["topic"], x, 2, 0)
+    row = frozen_runs.run_nearest_centroid(recorder, train["topic"], x, test["topic"], x, 2, 0)
     assert row["value"] == 1.0 and row["trainable_params"] == 0
-    model = study.new_model(0, 32, tiny_model_dir)
-    zero = study.run_zero_shot(recorder, model.encoder, test["topic"], model.encoder.encode(TEXTS))
+    model = st.new_model(0, 32, tiny_model_dir)
+    zero = frozen_runs.run_zero_shot(recorder, model.encoder, test["topic"], model.encoder.encode(TEXTS))
     assert zero["n_per_class"] == 0 and 0 <= zero["value"] <= 1
 
 
@@ -202,18 +203,18 @@ def test_sequential_freezes_the_topic_head_and_measures_forgetting(tiny_model_di
     train, test = data
     grid = tiny_grid(tiny_model_dir)
     recorder = Recorder("t", get_profile("smoke"), {})
-    rows = study.run_sequential(recorder, train, test, 2, 0, grid, strategies.get("full_finetune"),
+    rows = finetune_runs.run_sequential(recorder, train, test, 2, 0, grid, strategies.get("full_finetune"),
                                 strategies.get("lora"))
-    assert len(rows) == 3 * len(study.SEQUENTIAL_VARIANTS)
-    table = study.forgetting(rows)
-    assert set(table.strategy) == set(study.SEQUENTIAL_VARIANTS)
+    assert len(rows) == 3 * len(finetune_runs.SEQUENTIAL_VARIANTS)
+    table = analysis.forgetting(rows)
+    assert set(table.strategy) == set(finetune_runs.SEQUENTIAL_VARIANTS)
     frozen = table[table.strategy == "sequential_frozen_backbone"].iloc[0]
     assert frozen.forgetting == 0.0  # neither the encoder nor the topic head may move
     np.testing.assert_allclose(table.forgetting, table.after_topic - table.after_sentiment)
 
 
 def test_cache_speedups_reports_both_ratios(tiny_model_dir):
-    result = study.cache_speedups(TEXTS, TOPIC, batch_size=4, steps=3, epochs=1, model_name=tiny_model_dir)
+    result = speed.cache_speedups(TEXTS, TOPIC, batch_size=4, steps=3, epochs=1, model_name=tiny_model_dir)
     assert result["heads_epoch_ratio"] > 0 and result["top2_step_ratio"] > 0
     # the bound: what the step would cost with the lower blocks' forward removed entirely
     full, lower = result["top2_step_full_forward_s"], result["top2_lower_forward_s"]
@@ -226,16 +227,16 @@ def test_lp_ft_probes_the_heads_on_the_frozen_encoder_then_trains_everything(tin
     """LP-FT's first stage fits the heads alone on the pretrained encoder's embeddings (the encoder
     unchanged, the heads' loss down); the run then records the probe and changes the encoder."""
     train, test = data
-    model = study.new_model(0, 32, tiny_model_dir)
+    model = st.new_model(0, 32, tiny_model_dir)
     before = snapshot(model.encoder)
     embeddings = {t: model.encoder.encode(TEXTS) for t in train}
     labels = {t: d.labels for t, d in train.items()}
-    log, steps = study.train_heads(model, embeddings, labels, strategies.get("lp_ft"), seed=0)
-    assert steps == study.PROBE_STEPS and not changed(before, model.encoder)
+    log, steps = st.train_heads(model, embeddings, labels, strategies.get("lp_ft"), seed=0)
+    assert steps == st.PROBE_STEPS and not changed(before, model.encoder)
     assert np.mean(log.losses[-10:]) < np.mean(log.losses[:10])
-    rows = study.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get("lp_ft"), train,
+    rows = finetune_runs.run_encoder_strategy(Recorder("t", get_profile("smoke"), {}), strategies.get("lp_ft"), train,
                                       test, 2, 0, tiny_grid(tiny_model_dir))
-    assert all(r["probe_steps"] == study.PROBE_STEPS and r["strategy"] == "lp_ft" for r in rows)
+    assert all(r["probe_steps"] == st.PROBE_STEPS and r["strategy"] == "lp_ft" for r in rows)
 
 
 def test_a_trained_model_can_be_freed(tiny_model_dir, data):
@@ -247,9 +248,9 @@ def test_a_trained_model_can_be_freed(tiny_model_dir, data):
     train, _ = data
 
     def train_once():
-        model = study.new_model(0, 32, tiny_model_dir)
-        inputs = {t: study.TokenInputs(model.encoder.tokenizer, TEXTS, 32) for t in train}
-        study.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategies.get("full_finetune"), 3, 4, 0)
+        model = st.new_model(0, 32, tiny_model_dir)
+        inputs = {t: st.TokenInputs(model.encoder.tokenizer, TEXTS, 32) for t in train}
+        st.train_steps(model, inputs, {t: d.labels for t, d in train.items()}, strategies.get("full_finetune"), 3, 4, 0)
         return weakref.ref(next(model.parameters()))
 
     parameter = train_once()
@@ -261,4 +262,4 @@ def test_a_run_recorded_twice_is_reported():
     run = {"task": "topic", "strategy": "top2_unfrozen", "n_per_class": 64, "seed": 0}
     staged = {**run, "strategy": "sequential_lora", "stage": "after_topic"}
     records = [run, {**run, "seed": 1}, staged, {**staged, "stage": "after_sentiment"}, dict(run)]
-    assert study.duplicate_runs(records) == [("topic", "top2_unfrozen", 64, 0, None)]
+    assert analysis.duplicate_runs(records) == [("topic", "top2_unfrozen", 64, 0, None)]

@@ -91,14 +91,28 @@ def test_proportional_plan_follows_sizes():
 def test_length_bucketing_reduces_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 100, 4000)
-    from sentence_mtl.training import _length_bucketed_batches
+    from sentence_mtl.training import length_grouped_batches
 
-    bucketed = _length_bucketed_batches(lengths, 32, 50, np.random.default_rng(1))
+    bucketed = length_grouped_batches(lengths, 32, 50, np.random.default_rng(1))
     random_batches = np.array_split(rng.permutation(4000), 4000 // 32)
     pad = lambda batches: sum(lengths[b].max() * len(b) - lengths[b].sum() for b in batches)  # noqa: E731
     assert pad(bucketed) < 0.2 * pad(random_batches)
     assert sorted(np.concatenate(bucketed).tolist()) == list(range(4000))
 
+
+
+def test_length_grouping_keeps_small_sets_random_across_epochs():
+    """A few-shot sample of 32 texts in batches of 16: grouping by length over the whole sample
+    would give the same two batches every epoch; the batches must change between epochs."""
+    from sentence_mtl.batch_plan import length_grouped_batches
+
+    lengths = np.arange(32)
+    rng = np.random.default_rng(0)
+    epochs = [frozenset(frozenset(b.tolist()) for b in length_grouped_batches(lengths, 16, 8, rng))
+              for _ in range(6)]
+    assert len(set(epochs)) > 1
+    for batches in epochs:
+        assert sorted(i for b in batches for i in b) == list(range(32))
 
 # ---------------------------------------------------------------- losses
 

@@ -1,9 +1,9 @@
-"""Rewrite the README's generated blocks: results from results/*.json, run times from the
-executed notebooks, the service soak from results/serve_soak.json (see sentence_mtl.tables)."""
+"""Rewrite the README's generated blocks: results from results/*.json, run times from
+results/reproduce_timing.json, the service soak from results/serve_soak.json (see sentence_mtl.reporting.readme)."""
 
 from sentence_mtl.config import REPO_ROOT
 from sentence_mtl.io import atomic_path
-from sentence_mtl.tables import (RUNTIME_END, RUNTIME_START, SOAK_END, SOAK_START, replace_block, results_block,
+from sentence_mtl.reporting.readme import (RUNTIME_END, RUNTIME_START, SOAK_END, SOAK_START, replace_block, results_block,
                                  runtime_block, serve_soak_block)
 
 readme = REPO_ROOT / "README.md"

@@ -15,18 +15,21 @@
 # %%
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from sentence_mtl import plots
+from sentence_mtl.reporting import plots
 from sentence_mtl.config import DEFAULT_MODEL, figures_dir, get_profile
 from sentence_mtl.data import DataSource, load_stsb, load_task, stratified_subset, few_shot_indices
 from sentence_mtl.encoder import SentenceEncoder, resolve_model_path
 from sentence_mtl.references import value as published
-from sentence_mtl.results import Recorder, summarize
+from sentence_mtl.experiments.analysis import mean_std_table
+from sentence_mtl.experiments.grids import EMBEDDING_GRIDS, grid_for
+from sentence_mtl.experiments.store import RunStore, backbone_digest, content_digest
+from sentence_mtl.results import Recorder
 
 profile = get_profile()
 source = DataSource.resolve(profile_name=profile.name)
 FIGURES = figures_dir(profile)
+grid = grid_for(EMBEDDING_GRIDS, profile)
 CONFIG = {"model": DEFAULT_MODEL, "encode_batch_size": 64, "probe": "logistic regression, C=1 (scikit-learn default)",
           "probe_C": 1.0, "tfidf_C": 10.0, "profile": profile.to_dict()}
 recorder = Recorder("01_sentence_embeddings", profile, CONFIG, is_sample=source.is_sample)
@@ -73,19 +76,31 @@ assert max_diff < 1e-5
 from sentence_mtl.evaluation import sts_spearman, tfidf_sts_spearman
 
 stsb_train = load_stsb("train", source)
-contenders = {
-    "mean_pooling": encoder,
-    "max_pooling": SentenceEncoder.from_pretrained(DEFAULT_MODEL, pooling="max"),
-    "cls_pooling": SentenceEncoder.from_pretrained(DEFAULT_MODEL, pooling="cls"),
-    "random_init_mean": SentenceEncoder.from_pretrained(DEFAULT_MODEL, random_init=True),
-    "int8_mean": encoder.quantized_int8(),
-    "int8_all_linear_mean": encoder.quantized_int8(keep_ffn_output_fp32=False),
+contenders = {  # how to build each encoder; built only when the store lacks its score
+    "mean_pooling": lambda: encoder,
+    "max_pooling": lambda: SentenceEncoder.from_pretrained(DEFAULT_MODEL, pooling="max"),
+    "cls_pooling": lambda: SentenceEncoder.from_pretrained(DEFAULT_MODEL, pooling="cls"),
+    "random_init_mean": lambda: SentenceEncoder.from_pretrained(DEFAULT_MODEL, random_init=True),
+    "int8_mean": lambda: encoder.quantized_int8(),
+    "int8_all_linear_mean": lambda: encoder.quantized_int8(keep_ffn_output_fp32=False),
+    "tfidf": None,
 }
-sts = {name: sts_spearman(model, stsb_test) for name, model in tqdm(contenders.items(), desc="STS-B")}
-sts["tfidf"] = tfidf_sts_spearman(stsb_test, stsb_train.sentences1 + stsb_train.sentences2)
-for name, spearman in sts.items():
-    recorder.add(task="sts", dataset="stsb", strategy=name, metric="spearman_cosine",
-                 value=spearman, n_test=len(stsb_test))
+store = RunStore()  # scores already computed on the same pairs with the same backbone are read back
+pairs_digest = content_digest(stsb_test.sentences1 + stsb_test.sentences2)
+
+
+def score_sts(name, build):
+    def compute(rec):
+        spearman = tfidf_sts_spearman(stsb_test, stsb_train.sentences1 + stsb_train.sentences2) if build is None \
+            else sts_spearman(build(), stsb_test)
+        rec.add(task="sts", dataset="stsb", strategy=name, metric="spearman_cosine", value=spearman,
+                n_test=len(stsb_test))
+    parts = {"sts": name, "pairs": pairs_digest, "backbone": backbone_digest(DEFAULT_MODEL),
+             "scores": stsb_test.scores, "idf_texts": content_digest(stsb_train.sentences1 + stsb_train.sentences2)}
+    return store.run(recorder, parts, compute)[0]["value"]
+
+
+sts = {name: score_sts(name, build) for name, build in contenders.items()}
 pd.Series(sts, name=f"Spearman (n={len(stsb_test)} pairs)").round(4).to_frame()
 
 # %%
@@ -97,7 +112,7 @@ plots.bar_chart(list(sts), list(sts.values()), "Spearman (cosine vs gold)",
 # %%
 gap = abs(sts["mean_pooling"] - published("stsb_minilm_spearman"))
 print(f"mean pooling: {100 * sts['mean_pooling']:.2f}  (published 82.03, gap {100 * gap:.2f} points)")
-if profile.name == "standard":
+if grid.check_published_sts:  # the full test set (smoke scores a few pairs)
     assert gap <= 0.0005, "mean pooling must reproduce the published 82.03 within 0.05"
 
 # %% [markdown]
@@ -126,30 +141,38 @@ if profile.name == "standard":
 
 # %%
 from sentence_mtl.cache import cached_encode
-from sentence_mtl.probes import embedding_probe, learning_curve, tfidf_probe
+from sentence_mtl.experiments.probes import embedding_probe, learning_curve, tfidf_probe
 
-splits, vectors = {}, {}
+splits = {}
 for task in ["topic", "sentiment"]:
     train = stratified_subset(load_task(task, "train", source), profile.max_train_per_task)
     test = stratified_subset(load_task(task, "test", source), profile.max_test_per_task)
     splits[task] = (train, test)
-    vectors[task] = (cached_encode(encoder, train.texts, batch_size=64),
-                     cached_encode(encoder, test.texts, batch_size=64))
     print(f"{task}: train {len(train):,}, test {len(test):,} ({test.dataset} official test)")
 
-for task, (train, test) in splits.items():
-    train_vectors, test_vectors = vectors[task]
-    learning_curve(recorder, train, test,
-                   embedding_probe(train_vectors, train.labels, test_vectors, C=CONFIG["probe_C"]),
-                   "frozen_minilm_logreg", profile.n_per_class, profile.seeds)
-    learning_curve(recorder, train, test,
-                   tfidf_probe(train.texts, train.labels, test.texts, C=CONFIG["tfidf_C"]),
-                   "tfidf_logreg", profile.n_per_class, profile.seeds)
 
+def probe_curve(task, featuriser):
+    """One learning curve (every size and seed), from the store when it holds it."""
+    train, test = splits[task]
+
+    def compute(rec):
+        if featuriser == "frozen_minilm_logreg":
+            fit = embedding_probe(cached_encode(encoder, train.texts, batch_size=64), train.labels,
+                                  cached_encode(encoder, test.texts, batch_size=64), C=CONFIG["probe_C"])
+        else:
+            fit = tfidf_probe(train.texts, train.labels, test.texts, C=CONFIG["tfidf_C"])
+        learning_curve(rec, train, test, fit, featuriser, profile.n_per_class, profile.seeds)
+    parts = {"probe": featuriser, "task": task, "C": CONFIG["probe_C" if "minilm" in featuriser else "tfidf_C"],
+             "train": content_digest(train.texts, train.labels), "test": content_digest(test.texts, test.labels),
+             "sizes": profile.n_per_class, "seeds": profile.seeds, "backbone": backbone_digest(DEFAULT_MODEL)}
+    return store.run(recorder, parts, compute)
+
+
+for task in splits:
+    for featuriser in ("frozen_minilm_logreg", "tfidf_logreg"):
+        probe_curve(task, featuriser)
 probe_records = [r for r in recorder.records if r["strategy"] in ("frozen_minilm_logreg", "tfidf_logreg")]
-table = summarize(probe_records)
-table["mean ± std"] = table.apply(lambda r: f"{100 * r['mean']:.1f} ± {100 * (r['std'] if r['seeds'] > 1 else 0):.1f}", axis=1)
-table.pivot(index=["task", "strategy"], columns="n_per_class", values="mean ± std")
+mean_std_table(probe_records)
 
 # %%
 plots.learning_curves(
@@ -187,7 +210,8 @@ from sentence_mtl.geometry import cosine_matrix, nearest_neighbours, project_2d
 
 topic_test = splits["topic"][1]
 shown = few_shot_indices(topic_test, min(profile.viz_points, len(topic_test)) // 4, seed=0)
-maps = project_2d(vectors["topic"][1][shown], seed=0)
+topic_test_vectors = cached_encode(encoder, topic_test.texts, batch_size=64)
+maps = project_2d(topic_test_vectors[shown], seed=0)
 plots.projections(maps, topic_test.labels[shown], topic_test.label_names,
                   f"AG News test, {len(shown)} articles, frozen all-MiniLM-L6-v2",
                   name="01_ag_news_projections", figures_dir=FIGURES);
@@ -215,7 +239,7 @@ plots.similarity_heatmap(cosine_matrix(encoder.encode(examples)), examples,
 
 # %%
 queries = ["oil prices and the stock market", "a new vaccine trial", "the world cup qualifiers"]
-top, scores = nearest_neighbours(encoder.encode(queries), vectors["topic"][1], k=3)
+top, scores = nearest_neighbours(encoder.encode(queries), topic_test_vectors, k=3)
 pd.DataFrame([{"query": q, "rank": r + 1, "cosine": round(float(scores[i, r]), 3),
                "label": topic_test.label_names[topic_test.labels[top[i, r]]],
                "article": topic_test.texts[top[i, r]][:110]}
@@ -233,18 +257,28 @@ from sentence_mtl.throughput import compare_throughput, sentence_transformers_pe
 
 pool = load_stsb("test", source)
 bench_texts = (pool.sentences1 + pool.sentences2)[: profile.throughput_sentences]
-speed = compare_throughput({
-    "sentence_transformers": sentence_transformers_peer(resolve_model_path(DEFAULT_MODEL), 32),
-    "ours_fp32": lambda t: encoder.encode(t, batch_size=32),
-    "ours_int8": lambda t: contenders["int8_mean"].encode(t, batch_size=32),
-}, bench_texts, repeats=5)
-for name, r in speed.items():
-    recorder.add(task="throughput", dataset="stsb", strategy=name, metric="sentences_per_second",
-                 value=r["sentences_per_second"], n_test=len(bench_texts),
-                 ratio_vs_sentence_transformers=r["ratio_vs_sentence_transformers"])
+
+
+def measure_throughput(rec):
+    """A measurement, stored like a run (never spot-checked: timings do not repeat exactly)."""
+    int8 = encoder.quantized_int8()
+    speed = compare_throughput({
+        "sentence_transformers": sentence_transformers_peer(resolve_model_path(DEFAULT_MODEL), 32),
+        "ours_fp32": lambda t: encoder.encode(t, batch_size=32),
+        "ours_int8": lambda t: int8.encode(t, batch_size=32),
+    }, bench_texts, repeats=5)
+    for name, r in speed.items():
+        rec.add(task="throughput", dataset="stsb", strategy=name, metric="sentences_per_second",
+                value=r["sentences_per_second"], n_test=len(bench_texts),
+                ratio_vs_sentence_transformers=r["ratio_vs_sentence_transformers"])
+
+
+parts = {"throughput": "batch 32, 5 repeats", "texts": content_digest(bench_texts), "backbone": backbone_digest(DEFAULT_MODEL)}
+speed = {r["strategy"]: {"sentences_per_second": r["value"],
+                         "ratio_vs_sentence_transformers": r["ratio_vs_sentence_transformers"]}
+         for r in store.run(recorder, parts, measure_throughput, check=False)}
 pd.DataFrame(speed).T[["sentences_per_second", "ratio_vs_sentence_transformers"]].astype(float).round(2)
 
-# %%
 plots.bar_chart(list(speed), [r["sentences_per_second"] for r in speed.values()], "sentences / s",
                 f"Encoding throughput, {len(bench_texts)} STS-B sentences, batch 32, CPU",
                 name="01_throughput", figures_dir=FIGURES);
@@ -264,4 +298,4 @@ print(f"int8 vs fp32: {int8_speedup:.2f}x faster (target >= 1.5x); "
 
 # %%
 path = recorder.save()
-print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}")
+print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}; {store.summary()}")

@@ -27,25 +27,27 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from sentence_mtl import plots
 from sentence_mtl.config import figures_dir, get_profile
 from sentence_mtl.data import DataSource, TASKS
-from sentence_mtl.mtl_study import LOWER_LAYERS, STUDY_SIZES, load_study_data, mean_validation, run_variant
-from sentence_mtl.results import Recorder, summarize
+from sentence_mtl.experiments.analysis import mean_std_table
+from sentence_mtl.experiments.grids import STUDY_SIZES, grid_for
+from sentence_mtl.experiments.multitask_runs import LOWER_LAYERS, load_study_data, run_variant
+from sentence_mtl.experiments.store import RunStore
+from sentence_mtl.reporting import plots
+from sentence_mtl.results import Recorder
 from sentence_mtl.training import TrainConfig
 
 profile = get_profile()
 source = DataSource.resolve(profile_name=profile.name)
 FIGURES = figures_dir(profile)
-size = STUDY_SIZES[profile.name]
+size = grid_for(STUDY_SIZES, profile)
+store = RunStore()  # runs already trained on the same data and settings are read back
 n_per_class = dict(size.train_per_class)
 sources, val_sets, test_sets = load_study_data(source, size)
-steps_per_eval = 4 if profile.name == "smoke" else 10
 BASE = TrainConfig(tasks=("topic", "sentiment"), freeze=LOWER_LAYERS, encoder_lr=1e-4, head_lr=2e-3,
-                   epochs=1, batch_size=32 if profile.name != "smoke" else 8, max_seq_length=128,
-                   eval_every=steps_per_eval, early_stopping_patience=None, log_every=1,
+                   epochs=1, batch_size=size.batch_size, max_seq_length=128,
+                   eval_every=size.steps_per_eval, early_stopping_patience=None, log_every=1,
                    sampling="proportional", loss_weighting="equal")
 recorder = Recorder("04_training_loop", profile,
                     {"base_train_config": BASE.to_dict(), "study_size": size.__dict__, "profile": profile.to_dict()},
@@ -63,9 +65,9 @@ pd.DataFrame({task: {"train": len(sources[task]), "per class": n_per_class[task]
 # validation metric every few steps, and their mean, which picks the checkpoint.
 
 # %%
-model, log, scores = run_variant(recorder, "proportional+equal", BASE, list(sources.values()), val_sets, test_sets,
-                                 n_per_class, show_progress=True, sampling="proportional", weighting="equal")
-plots.training_curves(log, "proportional sampling, equal loss weights, seed 0",
+base_run = run_variant(store, recorder, "proportional+equal", BASE, list(sources.values()), val_sets, test_sets,
+                       n_per_class, keep_log=True, sampling="proportional", weighting="equal")
+plots.training_curves(base_run[0]["training_log"], "proportional sampling, equal loss weights, seed 0",
                       name="04_training_curves", figures_dir=FIGURES);
 
 # %% [markdown]
@@ -90,25 +92,22 @@ variants = {
     "proportional+uncertainty": dict(loss_weighting="uncertainty"),
 }
 base_steps = sum(int(np.ceil(len(s) / BASE.batch_size)) for s in sources.values())
-validation = {}
-grid = [(name, seed) for name in variants for seed in profile.seeds]
-for name, seed in tqdm(grid, desc="configurations x seeds"):
-    if name == "proportional+equal" and seed == profile.seeds[0]:
-        validation[(name, seed)] = mean_validation(log)  # already trained above
-        continue
-    overrides = dict(variants[name])
-    if overrides.get("epochs") == 2:
-        overrides["steps_per_epoch"] = base_steps // 2  # same number of steps as the others
-    config = replace(BASE, seed=seed, **overrides)
-    _, run_log, _ = run_variant(recorder, name, config, list(sources.values()), val_sets, test_sets, n_per_class,
-                                sampling=config.sampling, weighting=config.loss_weighting)
-    validation[(name, seed)] = mean_validation(run_log)
+validation = {("proportional+equal", BASE.seed): base_run[0]["validation_metric"]}
+for name in variants:
+    for seed in profile.seeds:
+        if (name, seed) in validation:  # the run of section 1
+            continue
+        overrides = dict(variants[name])
+        if overrides.get("epochs") == 2:
+            overrides["steps_per_epoch"] = base_steps // 2  # same number of steps as the others
+        config = replace(BASE, seed=seed, **overrides)
+        records = run_variant(store, recorder, name, config, list(sources.values()), val_sets, test_sets, n_per_class,
+                              sampling=config.sampling, weighting=config.loss_weighting)
+        validation[(name, seed)] = records[0]["validation_metric"]
 
 # %%
 compared = [r for r in recorder.records if r["strategy"] in variants]
-table = summarize(compared, by=("strategy", "task"))
-table["cell"] = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(table["mean"], table["std"].fillna(0))]
-wide = table.pivot(index="strategy", columns="task", values="cell").reindex(list(variants))
+wide = mean_std_table(compared, index=("strategy",), columns="task").reindex(list(variants))
 wide["mean validation"] = [f"{100 * np.mean([validation[(n, s)] for s in profile.seeds]):.1f}" for n in wide.index]
 wide["seconds / run"] = [f"{np.mean([r['train_seconds'] for r in compared if r['strategy'] == n]):.0f}" for n in wide.index]
 wide
@@ -131,13 +130,11 @@ plots.grouped_bars(compared, list(variants), ["topic", "sentiment"],
 for task in ["topic", "sentiment"]:
     for seed in profile.seeds:
         config = replace(BASE, tasks=(task,), seed=seed, steps_per_epoch=base_steps)
-        run_variant(recorder, f"single_task_{task}", config, [sources[task]], val_sets, test_sets, n_per_class,
+        run_variant(store, recorder, f"single_task_{task}", config, [sources[task]], val_sets, test_sets, n_per_class,
                     sampling="single_task", weighting="equal")
 
-versus = summarize([r for r in recorder.records if r["strategy"].startswith("single_task")
-                    or r["strategy"] == "proportional+equal"], by=("task", "strategy"))
-versus["cell"] = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(versus["mean"], versus["std"].fillna(0))]
-versus.pivot(index="task", columns="strategy", values="cell")
+mean_std_table([r for r in recorder.records if r["strategy"].startswith("single_task")
+                or r["strategy"] == "proportional+equal"], index=("task",), columns="strategy")
 
 # %%
 plots.grouped_bars([r for r in recorder.records if r["strategy"] in ("proportional+equal", "single_task_topic",
@@ -196,4 +193,4 @@ ranking.sort_values("mean validation", ascending=False)
 
 # %%
 path = recorder.save()
-print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}")
+print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}; {store.summary()}")

@@ -23,12 +23,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from sentence_mtl import plots
 from sentence_mtl.cache import cached_encode
 from sentence_mtl.config import DEFAULT_MODEL, figures_dir, get_profile
 from sentence_mtl.data import DataSource, load_scifact
 from sentence_mtl.encoder import SentenceEncoder
 from sentence_mtl.references import value as published
+from sentence_mtl.experiments.grids import RETRIEVAL_GRIDS, grid_for
+from sentence_mtl.experiments.store import RunStore, backbone_digest, content_digest
+from sentence_mtl.reporting import plots
 from sentence_mtl.results import Recorder, measure
 from sentence_mtl.retrieval import (REGISTRY, RetrievalConfig, bm25_scores, current_best, dense_scores,
                                     document_text, finetune_mnrl, promote_if_better, rank_metrics,
@@ -37,16 +39,19 @@ from sentence_mtl.retrieval import (REGISTRY, RetrievalConfig, bm25_scores, curr
 profile = get_profile()
 source = DataSource.resolve(profile_name=profile.name)
 FIGURES = figures_dir(profile)
-registry = REGISTRY if profile.name == "standard" else FIGURES.parent / "models" / "retrieval"
+grid = grid_for(RETRIEVAL_GRIDS, profile)
+registry = REGISTRY if grid.shared_registry else FIGURES.parent / "models" / "retrieval"
 test = load_scifact("test", source)
-train, val = split_queries(load_scifact("train", source), n_val=100 if profile.name != "smoke" else 4)
+train, val = split_queries(load_scifact("train", source), n_val=grid.n_val)
 doc_ids = sorted(test.corpus)
-if profile.name == "smoke":  # a handful of queries; their judged documents plus 200 others
-    test = replace(test, queries={q: test.queries[q] for q in list(test.qrels)[:8]},
-                   qrels={q: test.qrels[q] for q in list(test.qrels)[:8]})
-    train = replace(train, qrels=dict(list(train.qrels.items())[:48]))
+if grid.test_queries is not None:  # the first test queries only
+    kept = list(test.qrels)[:grid.test_queries]
+    test = replace(test, queries={q: test.queries[q] for q in kept}, qrels={q: test.qrels[q] for q in kept})
+if grid.train_queries is not None:
+    train = replace(train, qrels=dict(list(train.qrels.items())[:grid.train_queries]))
+if grid.extra_documents is not None:  # the judged documents plus a few others
     judged = {d for split in (test, val) for docs in split.qrels.values() for d in docs}
-    doc_ids = sorted(judged | set(doc_ids[:200]))
+    doc_ids = sorted(judged | set(doc_ids[:grid.extra_documents]))
 documents = [document_text(test.corpus[d]) for d in doc_ids]
 recorder = Recorder("05_retrieval_finetuning", profile, {"profile": profile.to_dict(), "n_documents": len(documents)},
                     is_sample=source.is_sample)
@@ -64,8 +69,8 @@ print(f"profile: {profile.name}; {len(documents):,} documents, {len(train.qrels)
 # %%
 encoder = SentenceEncoder.from_pretrained(DEFAULT_MODEL, max_seq_length=256)
 tokenizer = encoder.tokenizer
-doc_lengths = np.array([len(ids) for ids in tokenizer(documents, truncation=False)["input_ids"]])
-query_lengths = np.array([len(ids) for ids in tokenizer(list(test.queries.values()), truncation=False)["input_ids"]])
+doc_lengths = np.array([len(ids) for ids in tokenizer(documents, truncation=False, verbose=False)["input_ids"]])
+query_lengths = np.array([len(ids) for ids in tokenizer(list(test.queries.values()), truncation=False, verbose=False)["input_ids"]])
 coverage = {n: float(np.mean(doc_lengths <= n)) for n in (64, 128, 256, 512)}
 kept = {n: float(np.minimum(doc_lengths, n).sum() / doc_lengths.sum()) for n in (64, 128, 256, 512)}
 print("document tokens: median %d, p90 %d, max %d; claims: median %d, max %d" % (
@@ -121,31 +126,43 @@ pd.DataFrame({"BM25 (here)": bm25, "pretrained MiniLM": pretrained}).T.round(4)
 # the test queries (for this table), registered, and promoted if it beats the best so far.
 
 # %%
-config = RetrievalConfig(max_seq_length=256, batch_size=32 if profile.name != "smoke" else 8)
+config = RetrievalConfig(max_seq_length=256, batch_size=grid.batch_size)
 pairs = training_pairs(train)
 print(f"{len(pairs[0])} training pairs")
+store = RunStore()  # a seed already fine-tuned on the same pairs and settings is read back, not retrained
+parts = {"pairs": pairs, "documents": content_digest(documents), "backbone": backbone_digest(DEFAULT_MODEL),
+         "test": sorted(test.qrels.items()), "val": sorted(val.qrels.items())}
+
+
+def finetune(run_config):
+    """Fine-tune one seed, score it, register it (and promote it when its validation NDCG@10 is the best)."""
+    def compute(rec):
+        with tempfile.TemporaryDirectory() as scratch, measure() as cost:
+            model, history = finetune_mnrl(pairs, run_config, scratch)
+        doc_vectors = model.encode(documents, batch_size=32, convert_to_numpy=True)
+        test_metrics = rank_metrics(dense_scores(model, queries, documents, document_vectors=doc_vectors),
+                                    query_ids, doc_ids, test.qrels)
+        val_metrics = rank_metrics(dense_scores(model, [val.queries[q] for q in val_ids], documents,
+                                                document_vectors=doc_vectors), val_ids, doc_ids, val.qrels)
+        metrics = {**{f"test_{k}": v for k, v in test_metrics.items()}, **{f"val_{k}": v for k, v in val_metrics.items()}}
+        run_dir = register_run(model, metrics, {**run_config.to_dict(), "train_seconds": cost.seconds}, registry)
+        promoted = promote_if_better(run_dir, registry=registry)
+        n_params = sum(p.numel() for p in model.parameters())
+        for metric, value in test_metrics.items():
+            rec.add(task="retrieval", dataset="scifact", strategy="finetuned_mnrl", seed=run_config.seed, metric=metric,
+                    value=value, n_test=len(query_ids), train_seconds=cost.seconds, trainable_params=n_params,
+                    peak_memory_mb=cost.peak_memory_mb, run_id=run_dir.name, promoted=promoted,
+                    val_ndcg10=val_metrics["ndcg@10"], retrieval_config=run_config.to_dict())
+    return store.run(recorder, {**parts, "config": run_config}, compute)
+
+
 runs = []
 for seed in profile.seeds:
-    run_config = replace(config, seed=seed)
-    with tempfile.TemporaryDirectory() as scratch, measure() as cost:
-        model, history = finetune_mnrl(pairs, run_config, scratch)
-    doc_vectors = model.encode(documents, batch_size=32, convert_to_numpy=True)
-    test_metrics = rank_metrics(dense_scores(model, queries, documents, document_vectors=doc_vectors),
-                                query_ids, doc_ids, test.qrels)
-    val_metrics = rank_metrics(dense_scores(model, [val.queries[q] for q in val_ids], documents,
-                                            document_vectors=doc_vectors), val_ids, doc_ids, val.qrels)
-    metrics = {**{f"test_{k}": v for k, v in test_metrics.items()}, **{f"val_{k}": v for k, v in val_metrics.items()}}
-    run_dir = register_run(model, metrics, {**run_config.to_dict(), "train_seconds": cost.seconds}, registry)
-    promoted = promote_if_better(run_dir, registry=registry)
-    n_params = sum(p.numel() for p in model.parameters())
-    for metric, value in test_metrics.items():
-        recorder.add(task="retrieval", dataset="scifact", strategy="finetuned_mnrl", seed=seed, metric=metric,
-                     value=value, n_test=len(query_ids), train_seconds=cost.seconds, trainable_params=n_params,
-                     peak_memory_mb=cost.peak_memory_mb, run_id=run_dir.name, promoted=promoted,
-                     val_ndcg10=val_metrics["ndcg@10"], retrieval_config=run_config.to_dict())
-    runs.append({"run": run_dir.name, "seed": seed, "val NDCG@10": val_metrics["ndcg@10"],
-                 **{f"test {k}": v for k, v in test_metrics.items()}, "promoted": promoted,
-                 "train s": round(cost.seconds)})
+    records = {r["metric"]: r for r in finetune(replace(config, seed=seed))}
+    first = next(iter(records.values()))
+    runs.append({"run": first["run_id"], "seed": seed, "val NDCG@10": first["val_ndcg10"],
+                 **{f"test {m}": r["value"] for m, r in records.items()}, "promoted": first["promoted"],
+                 "train s": round(first["train_seconds"])})
 pd.DataFrame(runs).round(4)
 
 # %%
@@ -186,4 +203,4 @@ pd.DataFrame(rows).round(4)
 
 # %%
 path = recorder.save()
-print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}")
+print(f"{len(recorder.records)} records -> {path.relative_to(path.parents[1])}; {store.summary()}")

@@ -71,13 +71,16 @@ def sampling_probabilities(sizes: dict[str, int], scheme: str, alpha: float, epo
     return {name: w / total for name, w in weights.items()}
 
 
-def _length_bucketed_batches(lengths: np.ndarray, batch_size: int, bucket_size: int,
-                             rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, sort by length inside pools of ``bucket_size`` batches, shuffle the batches:
-    little padding, yet every batch is still a random draw."""
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, bucket_size: int,
+                           rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches: shuffle, sort by length inside pools of ``bucket_size`` batches,
+    shuffle the batches (Hugging Face's ``group_by_length``). Little padding, yet every batch is
+    still a random draw: a pool never spans more than half the epoch, so a small set (a few-shot
+    sample of two or three batches) is not cut into the same length-sorted batches every epoch."""
     order = rng.permutation(len(lengths))
+    n_batches = math.ceil(len(lengths) / batch_size)
+    pool = batch_size * max(1, min(bucket_size, n_batches // 2))
     batches = []
-    pool = batch_size * bucket_size
     for start in range(0, len(order), pool):
         chunk = order[start:start + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
@@ -93,7 +96,7 @@ def epoch_plan(sources: list[Source], lengths: dict[str, np.ndarray], config,
 
     def next_batch(name: str) -> np.ndarray:
         if not queues[name]:  # exhausted: a fresh shuffle of that source
-            queues[name] = _length_bucketed_batches(lengths[name], config.batch_size, config.bucket_size, rng)
+            queues[name] = length_grouped_batches(lengths[name], config.batch_size, config.bucket_size, rng)
         return queues[name].pop()
 
     names = [s.name for s in sources]

@@ -116,17 +116,22 @@ def recover_dir(target: str | Path) -> bool:
     """Finish a replacement of ``target`` that a killed process left between its two renames.
 
     The new copy (complete) is then in ``.target.tmp`` and the previous one in ``.target.old``;
-    the newest that verifies becomes ``target`` again. True if one was put back.
+    the newest that verifies becomes ``target`` again. True if one was put back; False if there
+    is nothing to recover (a first save killed while writing leaves only an incomplete ``.tmp``).
+    A ``.old`` copy means a checkpoint existed: when no copy verifies, starting over silently
+    would throw its steps away, so that is a :class:`CheckpointError` naming the copy.
     """
     target = Path(target)
     if target.exists():
         return False
+    failures = {}
     for candidate in _aside(target):
         if not candidate.is_dir():
             continue
         try:
             verify_dir(candidate)
-        except CheckpointError:
+        except CheckpointError as e:
+            failures[candidate] = e
             continue
         candidate.rename(target)
         for leftover in _aside(target):
@@ -134,6 +139,10 @@ def recover_dir(target: str | Path) -> bool:
                 shutil.rmtree(leftover)
         log.warning("recovered %s from %s, left by a run killed while saving", target, candidate.name)
         return True
+    old = _aside(target)[1]
+    if old in failures:
+        raise CheckpointError(f"{target} is missing, and the copy a run killed while saving left ({old}) fails "
+                              f"its checks: {failures[old]} {_FIX}") from failures[old]
     return False
 
 

@@ -24,6 +24,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def port_number(value: str) -> int:
+    """argparse type: a TCP port, checked before the models load (seconds) rather than after."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 0 to 65535 (0: any free port), got {number}")
+    return number
+
+
 def cmd_embed(args) -> None:
     import numpy as np
 
@@ -97,6 +108,11 @@ def cmd_evaluate(args) -> None:
     if args.task not in TASKS:
         raise InputError(f"Unknown task {args.task!r}; known tasks: {sorted(TASKS)}.")
     # the data first: a bad data folder is reported before the model is loaded (seconds)
+    classes = len(TASKS[args.task].label_names)
+    if args.max_items is not None and args.max_items < classes:
+        raise InputError(f"--max-items {args.max_items} is fewer than the {classes} classes of {args.task}: the "
+                         f"subset is stratified, one item per class at least; give --max-items {classes} or more.")
+    # at most --max-items: the same number of items from every class
     data = stratified_subset(load_task(args.task, args.split, DataSource.resolve(args.data_dir)), args.max_items)
     model = _load_model(args.model)
     if args.task not in model.tasks:
@@ -236,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="folder written by train / save_pretrained")
     evaluate.add_argument("--task", required=True)
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
-    evaluate.add_argument("--max-items", type=positive_int, default=None, help="stratified subset size")
+    evaluate.add_argument("--max-items", type=positive_int, default=None,
+                          help="score at most this many items, the same number from every class")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--record", default=None, help="add the result to this results JSON file")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -258,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="interface to bind (default: this machine only; the service has no authentication, "
                             "so expose it only through a proxy that authenticates)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port_number, default=8000)
     serve.add_argument("--multitask-model", default="models/multitask", help="folder written by `make train`")
     serve.add_argument("--retrieval-model", default="models/retrieval/best",
                        help="folder written by `make retrieval`")

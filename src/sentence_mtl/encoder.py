@@ -24,7 +24,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from .config import DEFAULT_MODEL
-from .model_folder import ModelLoadError, UnreadablePart, check, check_positive_int, read_json_object, reading
+from .model_folder import (ModelLoadError, UnreadablePart, check, check_finite, check_positive_int,
+                           check_tokenizer_files, read_json_object, reading)
 
 hf_logging.disable_progress_bar()  # a bar per weight-loading is noise in notebooks and logs
 
@@ -146,7 +147,9 @@ class SentenceEncoder(nn.Module):
                     backbone = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
                 else:
                     backbone = AutoModel.from_pretrained(model_dir)
+                check_finite(backbone.named_parameters())
             with reading(TOKENIZER_FILES):
+                check_tokenizer_files(Path(model_dir))
                 tokenizer = AutoTokenizer.from_pretrained(model_dir)
             with reading("sentence_bert_config.json"):
                 default_max_len = _default_max_seq_length(model_dir, tokenizer)
@@ -192,7 +195,9 @@ class SentenceEncoder(nn.Module):
             check(isinstance(settings.get("name", ""), str), "name", "a string", settings.get("name"))
         with reading(MODEL_FILES):
             backbone = AutoModel.from_pretrained(directory)
+            check_finite(backbone.named_parameters())
         with reading(TOKENIZER_FILES):
+            check_tokenizer_files(directory)
             tokenizer = AutoTokenizer.from_pretrained(directory)
         with reading(ENCODER_CONFIG):
             longest = getattr(backbone.config, "max_position_embeddings", settings["max_seq_length"])
@@ -203,6 +208,7 @@ class SentenceEncoder(nn.Module):
         if encoder.projection is not None:
             with reading(PROJECTION_WEIGHTS):
                 encoder.projection.load_state_dict(load_file(str(directory / PROJECTION_WEIGHTS)))
+                check_finite(encoder.projection.named_parameters())
         return encoder.eval()
 
     def settings(self) -> dict:

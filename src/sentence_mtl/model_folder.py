@@ -77,3 +77,24 @@ def is_int(value) -> bool:
 def check_positive_int(value, field: str, allow_none: bool = False) -> None:
     check((allow_none and value is None) or (is_int(value) and value > 0), field,
           "a positive integer" + (" or null" if allow_none else ""), value)
+
+
+# A folder without one of these loads anyway: transformers then builds a tokenizer of a handful of
+# special tokens, every text becomes [UNK]s, and every answer is the same.
+TOKENIZER_FILE_NAMES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                        "tokenizer.model")
+
+
+def check_tokenizer_files(directory: Path) -> None:
+    """A local model folder must carry its vocabulary (a hub name is checked by the hub)."""
+    if directory.is_dir() and not any((directory / name).is_file() for name in TOKENIZER_FILE_NAMES):
+        raise BadField(f"missing: none of {', '.join(TOKENIZER_FILE_NAMES)} is in the folder")
+
+
+def check_finite(named_tensors) -> None:
+    """Weights holding NaN or infinity load without complaint and turn every output into NaN."""
+    import torch
+
+    for name, tensor in named_tensors:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BadField(f"the weight {name!r} holds NaN or infinite values")

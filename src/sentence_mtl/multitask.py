@@ -19,7 +19,8 @@ from torch import nn
 
 from .data import TASKS
 from .encoder import ENCODER_CONFIG, SentenceEncoder
-from .model_folder import (BadField, ModelLoadError, NotAModelFolder, UnreadablePart, check, check_positive_int,
+from .model_folder import (BadField, ModelLoadError, NotAModelFolder, UnreadablePart, check, check_finite,
+                           check_positive_int,
                            read_json_object, reading)
 
 CONFIG_NAME = "multitask_config.json"
@@ -219,6 +220,7 @@ class MultiTaskModel(nn.Module):
                 model = cls(encoder, specs, config.get("training_config"))
             with reading(HEADS_NAME):
                 model.heads.load_state_dict(load_file(str(directory / HEADS_NAME)))
+                check_finite(model.heads.named_parameters())
         except UnreadablePart as e:
             raise ModelLoadError(f"{directory} is not a usable multi-task model: {e}. {HOW_TO_REMAKE}",
                                  detail=str(e)) from e
@@ -240,5 +242,7 @@ def _head_specs(heads) -> list[HeadSpec]:
         dropout = head.get("dropout", 0.1)
         check(isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1,
               f"heads[{i}].dropout", "a number in [0, 1)", dropout)
+        check(head["task"] not in {spec.task for spec in specs}, f"heads[{i}].task",
+              "a task name no other head has", head["task"])
         specs.append(HeadSpec(head["task"], tuple(names), head.get("hidden_dim"), dropout))
     return specs

@@ -95,13 +95,3 @@ class Recorder:
         path = results_dir(self.profile) / f"{self.experiment}.json"
         write_records(path, self.records)
         return path
-
-
-def summarize(records: list[dict], by=("task", "strategy", "n_per_class")) -> "pd.DataFrame":
-    """Mean, std and number of seeds of ``value`` per group (``n_per_class`` None shown as 'all')."""
-    import pandas as pd
-
-    df = pd.DataFrame(records)
-    df["n_per_class"] = df["n_per_class"].map(lambda k: "all" if pd.isna(k) else int(k))
-    return (df.groupby(list(by), sort=False)["value"]
-              .agg(mean="mean", std="std", seeds="count").reset_index())

@@ -1,6 +1,6 @@
 """Freezing and transfer strategies as small declarative objects (notebook 03).
 
-A strategy says *what* trains and *how*; ``freezing_study`` does the running. Four kinds:
+A strategy says *what* trains and *how*; ``strategy_training`` trains one, ``experiments.freezing`` runs the study. Four kinds:
 
 - ``no_training``: the whole network frozen, nothing learned by gradient (zero-shot by label
   descriptions, nearest class centroid, the two combined as a label prior).

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batch_plan import (MISSING, Source, _length_bucketed_batches, epoch_plan,  # noqa: F401 (re-exported)
+from .batch_plan import (MISSING, Source, length_grouped_batches, epoch_plan,  # noqa: F401 (re-exported)
                          load_training_data, sampling_probabilities)
 from .checkpoint import (CheckpointError, atomic_dir, load_state, recover_dir, restore_rng_states,
                          rng_states, save_state, verify_dir)
@@ -67,7 +67,7 @@ class LossWeighting(nn.Module):
     def weights(self) -> dict[str, float]:
         if self.log_vars is None:
             return dict(self.static) if self.scheme == "static" else {t: 1.0 for t in self.static}
-        return {t: float(torch.exp(-v)) for t, v in self.log_vars.items()}
+        return {t: float(torch.exp(-v.detach())) for t, v in self.log_vars.items()}
 
 
 class MultiTaskObjective(nn.Module):

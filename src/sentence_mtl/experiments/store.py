@@ -8,6 +8,8 @@ trains nothing; a run it lacks is computed once and written atomically. So re-ex
 notebook with nothing changed recomputes nothing, and a killed run of a whole grid continues
 where it stopped.
 
+The records live in ``results/store/`` (``default_root``); they are small and committed.
+
 Modes (``SENTENCE_MTL_STORE``):
 
 * ``reuse`` (default): stored runs are reused.
@@ -24,6 +26,7 @@ this is how it is checked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -80,8 +83,45 @@ def run_key(parts: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def content_digest(texts: list[str], *label_arrays) -> str:
+    """sha256 of texts and label arrays: what a run reads from a split."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    for labels in label_arrays:
+        h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def backbone_digest(model_name: str) -> str:
+    """sha256 over the files of the backbone's folder (weights, tokenizer, settings)."""
+    from ..encoder import resolve_model_path
+
+    folder = Path(resolve_model_path(model_name))
+    if not folder.is_dir():
+        return model_name  # a hub name not on disk: nothing to hash, the name stands for it
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def _comparable(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in COST_KEYS}
+
+
+def default_root() -> Path:
+    """``SENTENCE_MTL_STORE_DIR``, else ``results/store/`` of the profile's output folder: committed
+    for ``standard`` (a fresh clone re-executes the notebooks warm), under ``runs/<profile>/`` else."""
+    from ..config import get_profile, results_dir
+
+    if os.environ.get("SENTENCE_MTL_STORE_DIR"):
+        return Path(os.environ["SENTENCE_MTL_STORE_DIR"])
+    return results_dir(get_profile()) / "store"
 
 
 class RunStore:
@@ -89,10 +129,8 @@ class RunStore:
 
     def __init__(self, root: str | Path | None = None, mode: str | None = None,
                  since: float | None = None, spot_check: float | None = None, seed: int = 0):
-        from ..config import cache_dir
-
         env = os.environ
-        self.root = Path(root) if root is not None else cache_dir() / "runs"
+        self.root = Path(root) if root is not None else default_root()
         self.mode = mode or env.get("SENTENCE_MTL_STORE", "reuse")
         if self.mode not in MODES:
             raise ValueError(f"SENTENCE_MTL_STORE must be one of {MODES}, not {self.mode!r}")
@@ -118,23 +156,29 @@ class RunStore:
             return None
         return entry
 
-    def run(self, recorder, parts: dict, compute: Callable[[Any], Any]) -> list[dict]:
+    def run(self, recorder, parts: dict, compute: Callable[[Any], Any], check: bool = True) -> list[dict]:
         """The records of the run ``parts`` describes, added to ``recorder``.
 
         ``compute(child)`` trains and scores the run, adding its records to ``child``, a fresh
         recorder with ``recorder``'s shared fields; it runs only when the store lacks the run.
+        ``check=False``: a measurement (a timing), never spot-checked, since it cannot repeat exactly.
         """
-        key = run_key({"parts": parts, "shared": recorder.common})
+        # the experiment, profile and data kind identify a run; the notebook's ``config`` (a
+        # description of the whole grid) does not: parts carry everything this run reads, so a
+        # new strategy in the grid recomputes nothing else. Reused records get today's config.
+        identity = {k: v for k, v in recorder.common.items() if k != "config"}
+        key = run_key({"parts": parts, "shared": identity})
         path = self.path(recorder.experiment, key)
         entry = self._stored(path)
-        if entry is not None and self.spot_check and self._draw.random() < self.spot_check:
+        if entry is not None and check and self.spot_check and self._draw.random() < self.spot_check:
             fresh = self._compute(recorder, compute)
             self.counts["checked"] += 1
-            if [_comparable(r) for r in fresh] != [_comparable(r) for r in entry["records"]]:
+            stored = [{**r, **recorder.common} for r in entry["records"]]
+            if [_comparable(r) for r in fresh] != [_comparable(r) for r in stored]:
                 raise StoreMismatch(f"run {key[:12]} of {recorder.experiment} gave different records "
                                     f"when recomputed ({path}); parts: {fingerprint(parts)}")
         if entry is not None:
-            records = entry["records"]
+            records = [{**r, **recorder.common} for r in entry["records"]]
             self.counts["reused"] += 1
         else:
             records = self._compute(recorder, compute)

@@ -55,7 +55,9 @@ def create_app(multitask_dir=DEFAULT_MULTITASK_DIR, retrieval_dir=DEFAULT_RETRIE
                               "No authentication: expose it only through a proxy that authenticates.")
     app.state.service = service
     install_error_handlers(app, limits.max_body_bytes)
-    app.add_middleware(BodyGuard, limits=limits)
+    fields = {"/embed": TextsRequest, "/predict": TextsRequest, "/similar": SimilarRequest}
+    app.add_middleware(BodyGuard, limits=limits,
+                       fields={path: frozenset(model.model_fields) for path, model in fields.items()})
 
     @app.post("/embed", response_model=EmbedResponse, responses=ERROR_RESPONSES,
               summary="L2-normalised sentence vectors from the retrieval model")

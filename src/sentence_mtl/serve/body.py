@@ -4,23 +4,50 @@
   for a chunked body, as soon as the bytes received pass the limit: it is never held whole;
 * a body that is not complete within ``body_timeout`` seconds gets 408;
 * all bodies being received at once may hold at most ``max_buffered_bytes``: past that, 503 with
-  ``Retry-After``, so many slow or unfinished uploads cannot exhaust memory.
+  ``Retry-After``, so many slow or unfinished uploads cannot exhaust memory;
+* at most ``max_concurrency`` requests are handled at once (reading a body counts): past that,
+  503 with ``Retry-After``. Idle or half-open connections do not count (the protocol bounds them).
 
-A body read within the bounds is replayed to the app in one message.
+A body read within the bounds is checked for unknown top-level fields in a worker thread (an
+object of a million unknown keys would otherwise cost a million validation errors built on the
+event loop, stalling every other request), then replayed to the app in one message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+
+import anyio
 
 from .errors import error_response
 from .limits import ServiceLimits
 
 
+def unknown_fields(body: bytes, allowed: frozenset[str]) -> list[str]:
+    """The top-level keys of a JSON object body that are not ``allowed`` (none for anything else:
+    the app's own validation answers malformed or non-object bodies)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    return [key for key in value if key not in allowed] if isinstance(value, dict) else []
+
+
+def unknown_fields_error(unknown: list[str], path: str, allowed: frozenset[str]) -> str:
+    """Names a typo (a few short names); only counts a flood of keys, so no input is echoed back."""
+    takes = f"POST {path} takes only {', '.join(sorted(allowed))}."
+    if len(unknown) <= 3 and all(len(k) <= 40 for k in unknown):
+        return f"Unknown field{'s' * (len(unknown) > 1)} {', '.join(repr(k) for k in unknown)}; {takes}"
+    return f"The body has {len(unknown)} unknown fields; {takes}"
+
+
 class BodyGuard:
-    def __init__(self, app, limits: ServiceLimits):
+    def __init__(self, app, limits: ServiceLimits, fields: dict[str, frozenset[str]] | None = None):
         self.app, self.limits = app, limits
+        self.fields = fields or {}  # path -> the fields its request body may have
+        self.active = 0  # requests being handled now
         self.buffered = 0  # bytes held by bodies being read now (one event loop: no lock needed)
 
     async def _refuse(self, scope, receive, send, status: int, error: str, detail: dict, headers=None):
@@ -35,6 +62,18 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.active >= self.limits.max_concurrency:
+            await self._refuse(scope, receive, send, 503, f"The server is handling {self.active} requests, its "
+                               "limit; retry in a moment.", {"max_concurrency": self.limits.max_concurrency},
+                               {"Retry-After": "1"})
+            return
+        self.active += 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    async def _guarded(self, scope, receive, send):
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
             await self._too_large(scope, receive, send)
@@ -70,6 +109,11 @@ class BodyGuard:
                     break
             body, replayed = b"".join(chunks), False
             chunks.clear()
+            allowed = self.fields.get(scope.get("path", "")) if scope.get("method") == "POST" else None
+            if allowed is not None and (unknown := await anyio.to_thread.run_sync(unknown_fields, body, allowed)):
+                await self._refuse(scope, receive, send, 422, unknown_fields_error(unknown, scope["path"], allowed),
+                                   {"unknown_fields": len(unknown), "allowed": sorted(allowed)})
+                return
 
             async def replay():
                 nonlocal replayed

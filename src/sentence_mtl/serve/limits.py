@@ -19,7 +19,8 @@ class ServiceLimits:
     max_documents: int = 256  # documents per /similar request (and the largest top_k)
     max_body_bytes: int = 8 * 1024 * 1024  # raw request body, counted while it streams in
     max_buffered_bytes: int = 64 * 1024 * 1024  # request bodies held at once, all requests together
-    max_concurrency: int = 100  # open connections and running requests (uvicorn's limit_concurrency)
+    max_concurrency: int = 100  # requests handled at once, bodies being read included
+    max_connections: int = 1000  # open connections, idle and half-open ones included
     header_timeout: int = 10  # seconds to send the request line and headers
     body_timeout: int = 30  # seconds to send the whole body once the headers are in
     keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open

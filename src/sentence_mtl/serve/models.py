@@ -100,19 +100,34 @@ class Service:
                     self.retrieval_dir, self.retrieval.dim, self.versions["retrieval"])
         self._health = self._describe()
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    @staticmethod
+    def _check_readable(tokenizer, texts: list[str], field: str) -> None:
+        """A text of only control, format or combining characters (a zero-width space, NUL)
+        tokenizes to nothing, and every such text would get the same meaningless vector."""
+        empty = [i for i, ids in enumerate(tokenizer(texts, add_special_tokens=False)["input_ids"]) if not ids]
+        if empty:
+            raise APIError(422, f"{len(empty)} text(s) of '{field}' contain nothing the model reads (only "
+                                "control, format or combining characters), first at position "
+                                f"{empty[0]}; send text with letters, digits or punctuation.",
+                           {"field": field, "positions": empty[:10], "count": len(empty)})
+
+    def _embed(self, texts: list[str], fields: dict[str, list[str]]) -> np.ndarray:
+        """Vectors of ``texts``, after checking each field's texts (``{name: texts}``) are readable."""
         with self.retrieval_lock:
+            for field, values in fields.items():
+                self._check_readable(self.retrieval.tokenizer, values, field)
             vectors = self.retrieval.encode(texts)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.clip(norms, 1e-12, None)
 
     def embed(self, texts: list[str]) -> dict:
-        vectors = self._embed(texts)
+        vectors = self._embed(texts, {"texts": texts})
         return {"model": display_path(self.retrieval_dir), "version": self.versions["retrieval"],
                 "dim": int(vectors.shape[1]), "vectors": vectors.tolist()}
 
     def predict(self, texts: list[str]) -> dict:
         with self.multitask_lock:
+            self._check_readable(self.multitask.encoder.tokenizer, texts, "texts")
             proba = self.multitask.predict_proba(texts)
         predictions = [{"text": text} for text in texts]
         for task, p in proba.items():
@@ -124,7 +139,7 @@ class Service:
         return {"predictions": predictions}
 
     def similar(self, query: str, documents: list[str], top_k: int | None) -> dict:
-        vectors = self._embed([query, *documents])
+        vectors = self._embed([query, *documents], {"query": [query], "documents": documents})
         scores = vectors[1:] @ vectors[0]
         k = min(top_k if top_k is not None else DEFAULT_TOP_K, len(documents))
         order = np.argsort(-scores, kind="stable")[:k]

@@ -1,11 +1,16 @@
 """Running the app under uvicorn with bounded connections.
 
-uvicorn bounds concurrency (``limit_concurrency``: over it, a plain-text 503), idle keep-alive
-connections (``timeout_keep_alive``) and the size of an incomplete request head
-(``h11_max_incomplete_event_size``), but has no timeout for the request line and headers: a
-client that sends half a header holds its connection forever. :class:`HeaderTimeoutH11Protocol`
-closes such a connection after ``header_timeout`` seconds with a 408, and also closes one whose
-client is still sending a body the app has already refused.
+uvicorn bounds idle keep-alive connections (``timeout_keep_alive``) and the size of an incomplete
+request head (``h11_max_incomplete_event_size``), but has no timeout for the request line and
+headers: a client that sends half a header holds its connection forever.
+:class:`HeaderTimeoutH11Protocol` closes such a connection after ``header_timeout`` seconds with
+a 408, and also closes one whose client is still sending a body the app has already refused.
+
+uvicorn's own ``limit_concurrency`` counts open connections and running requests together, so a
+hundred half-open sockets would turn every request away (with a plain-text 503) until the header
+timeout dropped them. Here the two are apart: the protocol caps open connections
+(``max_connections``: a connection over it gets a JSON 503 and is closed), and the app caps
+requests being handled (``max_concurrency``, :class:`~.body.BodyGuard`).
 """
 
 from __future__ import annotations
@@ -29,15 +34,30 @@ def _timeout_response(seconds: float) -> bytes:
             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)) + body
 
 
+def _too_many_connections_response(limit: int) -> bytes:
+    body = json.dumps({"error": f"The server has {limit} connections open, its limit; retry in a moment.",
+                       "detail": {"max_connections": limit}}).encode()
+    return (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)) + body
+
+
 class HeaderTimeoutH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a deadline for each request's head (see module docstring)."""
+    """uvicorn's h11 protocol plus a deadline for each request's head and a cap on open
+    connections (see module docstring)."""
 
     header_timeout: float = 10.0
+    max_connections: int = 1000
 
     def connection_made(self, transport) -> None:
         self._head_timer: asyncio.TimerHandle | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.logger.warning("%d connections open, over the limit of %d; refusing one.", len(self.connections),
+                                self.max_connections)
+            transport.write(_too_many_connections_response(self.max_connections))
+            transport.close()
+            return
         self._watch_head()
 
     def data_received(self, data: bytes) -> None:
@@ -87,13 +107,14 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 def protocol_class(limits: ServiceLimits) -> type[HeaderTimeoutH11Protocol]:
     """The protocol class with ``limits.header_timeout`` (uvicorn instantiates it per connection)."""
     return type("HeaderTimeoutH11Protocol", (HeaderTimeoutH11Protocol,),
-                {"header_timeout": float(limits.header_timeout)})
+                {"header_timeout": float(limits.header_timeout), "max_connections": limits.max_connections})
 
 
 def uvicorn_config(app, host: str, port: int, limits: ServiceLimits, **kwargs) -> uvicorn.Config:
-    """The uvicorn settings that bound connections: concurrency, keep-alive, head size and time."""
+    """The uvicorn settings that bound connections: their number, keep-alive, head size and time
+    (``limit_concurrency`` stays off: see the module docstring)."""
     return uvicorn.Config(app, host=host, port=port, http=protocol_class(limits),
-                          limit_concurrency=limits.max_concurrency, timeout_keep_alive=limits.keep_alive_timeout,
+                          limit_concurrency=None, timeout_keep_alive=limits.keep_alive_timeout,
                           h11_max_incomplete_event_size=MAX_HEAD_BYTES, **kwargs)
 
 

@@ -2,13 +2,15 @@
 
 The request models are built for the server's :class:`ServiceLimits`, so the published OpenAPI
 schema states exactly what the server accepts (item counts, text length, non-blank text, top_k
-range) and pydantic enforces it. A list is checked against its maximum length before any item is
+range, a character the model reads) and pydantic enforces it. A list is checked against its maximum length before any item is
 validated, so a huge list costs one error, not one per item.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
@@ -16,10 +18,37 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from .limits import ServiceLimits
 
 DEFAULT_TOP_K = 5
-NOT_BLANK = r"\S"  # JSON Schema pattern: at least one non-whitespace character
 # whitespace as JSON Schema patterns (ECMA-262) define \s, which differs from str.isspace()
 # (that also counts U+001C..U+001F and U+0085, but not U+FEFF): the server must agree with its schema
-_BLANK = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*")
+_ECMA_SPACE = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*")
+_SPACES = frozenset(c for c in map(chr, range(0x3001)) if _ECMA_SPACE.fullmatch(c)) | {"\ufeff"}
+
+
+def _unreadable(cp: int) -> bool:
+    """What the backbone's tokenizer deletes before it splits words (BERT's normaliser): control,
+    format, surrogate, private-use and unassigned code points (categories C*), non-spacing marks
+    (removed with the accents), whitespace, and U+FFFD. A text of only these reaches the model empty."""
+    char = chr(cp)
+    category = unicodedata.category(char)
+    return category[0] == "C" or category in ("Mn", "Zs") or cp == 0xFFFD or char in _SPACES
+
+
+def _escape(cp: int) -> str:
+    return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+@functools.lru_cache(maxsize=1)
+def readable_pattern() -> str:
+    """A JSON Schema pattern (unanchored: it must occur somewhere) for one character the model
+    reads. The server checks the same pattern, so its schema and its answers agree exactly."""
+    ranges, start = [], None
+    for cp in range(0x110000 + 1):
+        if cp < 0x110000 and _unreadable(cp):
+            start = cp if start is None else start
+        elif start is not None:
+            ranges.append(_escape(start) if start == cp - 1 else f"{_escape(start)}-{_escape(cp - 1)}")
+            start = None
+    return "[^" + "".join(ranges) + "]"
 
 
 def _valid_text(text: str) -> str:
@@ -29,14 +58,22 @@ def _valid_text(text: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("is not valid Unicode (it contains a lone surrogate); send text that "
                          "encodes as UTF-8") from None
-    if _BLANK.fullmatch(text):
+    if _ECMA_SPACE.fullmatch(text):
         raise ValueError("is empty or whitespace only; send text with at least one non-space character")
+    if not _readable().search(text):
+        raise ValueError("contains nothing the model reads (only control, format or combining characters, "
+                         "such as a zero-width space or NUL); send text with letters, digits or punctuation")
     return text
+
+
+@functools.lru_cache(maxsize=1)
+def _readable() -> re.Pattern:
+    return re.compile(readable_pattern())
 
 
 def text_type(max_chars: int):
     """A non-blank string of 1..``max_chars`` characters, declared as such in the schema."""
-    return Annotated[StrictStr, Field(min_length=1, max_length=max_chars, json_schema_extra={"pattern": NOT_BLANK}),
+    return Annotated[StrictStr, Field(min_length=1, max_length=max_chars, json_schema_extra={"pattern": readable_pattern()}),
                      AfterValidator(_valid_text)]
 
 

@@ -1,0 +1,157 @@
+"""The freezing study (notebook 03) over the run store: one call per run, dispatched by strategy
+kind, computed only when the store lacks it.
+
+A run's key holds everything it reads: the strategy (its dataclass), the task, examples per
+class, seed, the few-shot sample's indices, the contents of the training and test sets, the
+backbone's weights and the settings of the grid that the run uses (steps, batch, length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cache import cached_encode, texts_digest
+from ..data import DataSource, TaskData, load_task, stratified_subset
+from ..encoder import SentenceEncoder
+from ..results import Recorder
+from ..strategies import get as get_strategy
+from . import finetune_runs, frozen_runs
+from .frozen_runs import sample
+from .grids import StudyGrid
+from .store import RunStore, backbone_digest
+
+
+def data_digest(data: TaskData) -> str:
+    """The texts and labels of a split: what a run reads from it."""
+    labels = hashlib.sha256(np.ascontiguousarray(data.labels, dtype=np.int64).tobytes()).hexdigest()
+    return f"{texts_digest(data.texts)}:{labels}"
+
+
+@dataclass
+class StudyData:
+    """The splits, the pretrained encoder and its cached embeddings, loaded once per notebook."""
+
+    grid: StudyGrid
+    train: dict[str, TaskData]
+    test: dict[str, TaskData]  # what the frozen strategies score (the full official test sets in standard)
+    test_subsets: dict[str, TaskData]  # what the encoder-changing strategies score
+    digests: dict = field(default_factory=dict)
+    _vectors: dict = field(default_factory=dict)
+    _encoder: SentenceEncoder | None = None
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        """The pretrained encoder with sentence-transformers' settings, loaded when a run needs it."""
+        if self._encoder is None:
+            self._encoder = SentenceEncoder.from_pretrained(self.grid.model_name)
+        return self._encoder
+
+    def embed(self, split: str, task: str) -> np.ndarray:
+        """The pretrained encoder's vectors of ``split`` ("train", "test", "subset"), encoded only
+        when a run that needs them is computed (``cache.cached_encode``: read from disk after once)."""
+        if (split, task) not in self._vectors:
+            sets = {"train": self.train, "test": self.test, "subset": self.test_subsets}[split]
+            self._vectors[split, task] = cached_encode(self.encoder, sets[task].texts, batch_size=64)
+        return self._vectors[split, task]
+
+    def embed_all(self, split: str) -> dict[str, np.ndarray]:
+        return {t: self.embed(split, t) for t in self.grid.tasks}
+
+    @classmethod
+    def load(cls, grid: StudyGrid, profile, source: DataSource) -> "StudyData":
+        """The profile caps the pools (smoke: a few dozen items); standard uses whole sets."""
+        train = {t: stratified_subset(load_task(t, "train", source), profile.max_train_per_task) for t in grid.tasks}
+        test = {t: stratified_subset(load_task(t, "test", source), profile.max_test_per_task) for t in grid.tasks}
+        subsets = {t: stratified_subset(test[t], grid.test_subset) for t in grid.tasks}
+        data = cls(grid, train, test, subsets)
+        data.digests = {"backbone": backbone_digest(grid.model_name),
+                        **{f"{split}/{t}": data_digest(d) for split, sets in
+                           (("train", train), ("test", test), ("subset", subsets)) for t, d in sets.items()}}
+        return data
+
+
+class FreezingStudy:
+    """``run(name, k, seed)`` records one run of the study, from the store when it holds it."""
+
+    PER_TASK = ("no_training", "self_training")  # kinds that train one task at a time
+
+    def __init__(self, data: StudyData, recorder: Recorder, store: RunStore | None = None):
+        self.data, self.recorder, self.store = data, recorder, store or RunStore()
+        self.grid = data.grid
+
+    def _parts(self, runner: str, k, seed: int, **extra) -> dict:
+        grid = self.grid
+        samples = {t: sample(self.data.train[t], k, seed) for t in grid.tasks} if k is not None else {}
+        return {"runner": runner, "k": k, "seed": seed, "samples": samples, "data": self.data.digests,
+                "settings": {"batch_size": grid.batch_size, "max_seq_length": grid.max_seq_length,
+                             "model_name": grid.model_name}, **extra}
+
+    def _store(self, parts: dict, compute) -> list[dict]:
+        return self.store.run(self.recorder, parts, compute)
+
+    def run(self, name: str, k: int | None = None, seed: int = 0, task: str | None = None) -> list[dict]:
+        """One strategy of ``strategies.py`` at k examples per class (None: all) and one seed; the
+        kinds that train one task at a time run for ``task`` (default: every task of the grid)."""
+        strategy = get_strategy(name)
+        if strategy.kind in self.PER_TASK and task is None:
+            return [r for t in self.grid.tasks for r in self.run(name, k, seed, t)]
+        d = self.data
+        steps = self.grid.steps_for(k) if strategy.kind in ("cached_top_k", "finetune") else None
+        parts = self._parts(strategy.kind, k, seed, strategy=strategy, task=task, steps=steps)
+        if name == "zero_shot":
+            compute = lambda rec: frozen_runs.run_zero_shot(rec, d.encoder, d.test[task], d.embed("test", task))  # noqa: E731
+        elif name == "nearest_centroid":
+            compute = lambda rec: frozen_runs.run_nearest_centroid(  # noqa: E731
+                rec, d.train[task], d.embed("train", task), d.test[task], d.embed("test", task), k, seed)
+        elif name == "label_prior":
+            compute = lambda rec: frozen_runs.run_label_prior(  # noqa: E731
+                rec, d.encoder, d.train[task], d.embed("train", task), d.test[task], d.embed("test", task), k, seed)
+        elif strategy.kind == "self_training":
+            compute = lambda rec: frozen_runs.run_self_training(  # noqa: E731
+                rec, strategy, d.encoder, d.train[task], d.embed("train", task), d.test[task], d.embed("test", task),
+                k, seed, subset=(d.test_subsets[task], d.embed("subset", task)))
+        elif strategy.kind == "frozen_encoder":
+            compute = lambda rec: frozen_runs.run_frozen_backbone(  # noqa: E731
+                rec, strategy, d.train, d.embed_all("train"), d.test, d.embed_all("test"), k, seed, self.grid)
+        elif strategy.kind in ("cached_top_k", "finetune"):
+            compute = lambda rec: finetune_runs.run_encoder_strategy(  # noqa: E731
+                rec, strategy, d.train, d.test_subsets, k, seed, self.grid)
+        else:
+            raise ValueError(f"no runner for strategy {name!r} of kind {strategy.kind!r}")
+        return self._store(parts, compute)
+
+    def run_setfit(self, k: int, seed: int) -> list[dict]:
+        """The peer, on the topic task's sample and test subset."""
+        steps = dict(self.grid.setfit_steps)[k]
+        d = self.data
+        return self._store(self._parts("setfit", k, seed, steps=steps),
+                           lambda rec: finetune_runs.run_setfit(rec, d.train["topic"], d.test_subsets["topic"], k,
+                                                                seed, steps, self.grid.model_name))
+
+    def run_sequential(self, seed: int) -> list[dict]:
+        """Topic first, then sentiment with the topic head frozen (``finetune_runs.run_sequential``)."""
+        k, full, lora = self.grid.sequential_size, get_strategy("full_finetune"), get_strategy("lora")
+        d = self.data
+        return self._store(self._parts("sequential", k, seed, steps=self.grid.steps_for(k) // 2,
+                                       strategies=[full, lora]),
+                           lambda rec: finetune_runs.run_sequential(rec, d.train, d.test_subsets, k, seed,
+                                                                    self.grid, full, lora))
+
+    def measure_cache_speedups(self) -> list[dict]:
+        """The cache benchmark (``speed.cache_speedups``), stored like a run; its values are
+        timings, so a spot check never compares them."""
+        from .speed import cache_speedups
+
+        bench = stratified_subset(self.data.train["topic"], self.grid.cache_bench_texts)
+
+        def compute(rec):
+            speed = cache_speedups(bench.texts, bench.labels, steps=self.grid.cache_bench_steps,
+                                   max_seq_length=self.grid.max_seq_length, model_name=self.grid.model_name)
+            for key, target in (("heads_epoch_ratio", 100), ("top2_step_ratio", 2)):
+                rec.add(task="cache_benchmark", dataset="ag_news", split="train", strategy=key, metric="speedup",
+                        value=speed[key], target=target, **{k: v for k, v in speed.items() if not k.endswith("ratio")})
+        parts = self._parts("cache_speedups", None, 0, texts=data_digest(bench), steps=self.grid.cache_bench_steps)
+        return self.store.run(self.recorder, parts, compute, check=False)

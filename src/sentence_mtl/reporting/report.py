@@ -1,0 +1,207 @@
+"""The report: ``report.pdf`` built from ``results/*.json`` and ``figures/*.png``.
+
+``build`` reads every results file, summarises it (mean, std and number of seeds per group,
+with ``experiments.analysis.summarize``), writes the summaries to ``report/data.json`` and compiles
+``report/report.typ`` (Typst) into ``report.pdf``. The Typst source types no result: every
+number it prints comes from ``data.json``, and so from the result records, except the
+published reference values, which come from ``references.PUBLISHED`` through the same file.
+
+Each summarised number in ``data.json`` is a *cell*: ``{"mean", "std", "seeds", "text",
+"source": {"file", "where"}}``, where ``where`` selects the records it summarises, so that
+``tests/test_report.py`` can recompute every cell from the records and find its text in the PDF.
+
+    python -m sentence_mtl.reporting.report [--results results] [--figures figures] [--output report.pdf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..config import REPO_ROOT
+from ..io import atomic_path, write_json
+from ..references import PUBLISHED
+from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
+                              task4, trained_model)
+
+REPORT_DIR = REPO_ROOT / "report"
+TYPST_SOURCE = REPORT_DIR / "report.typ"
+DATA_JSON = REPORT_DIR / "data.json"
+DEFAULT_PDF = REPO_ROOT / "report.pdf"
+
+STEMS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies", "04_training_loop",
+         "train_multitask", "05_retrieval_finetuning")
+RECORD_KEYS = ("experiment", "task", "strategy", "metric", "value")
+
+
+FIGURE_CAPTIONS = {
+    "01_stsb_pooling": "STS-B test: Spearman correlation of cosine similarity by encoder and pooling.",
+    "01_linear_probe_learning_curves": "Linear probes on frozen sentence vectors against TF-IDF, by training examples per class (mean and spread over seeds).",
+    "01_ag_news_projections": "AG News test sentences, projected to two dimensions, coloured by topic.",
+    "01_similarity_heatmap": "Cosine similarities between example sentences (mean pooling).",
+    "01_throughput": "Encoding throughput on the same texts: sentence-transformers, ours in fp32 and in int8.",
+    "04_training_curves": "One multi-task run: training loss per task and validation metrics by step.",
+    "04_sampling_weighting": "Task sampling and loss weighting: test metrics per configuration over seeds.",
+    "04_multitask_vs_single": "Multi-task against single-task models at equal compute.",
+    "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets).",
+    "05_length_distribution": "SciFact: token lengths of claims and abstracts.",
+    "05_scifact_ndcg": "SciFact test NDCG@10: BM25, the pretrained encoder and the fine-tuned encoders.",
+}
+
+
+class ReportError(RuntimeError):
+    """A results file or folder the report needs is missing or malformed; says which and the fix."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_results(results_dir: str | Path) -> dict[str, list[dict] | None]:
+    """Every known results file as a list of records (None when absent); a clear error when unusable."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"Results folder {results_dir} does not exist. Run `make reproduce` "
+                          "(or the notebooks) to write results/*.json, or pass --results DIR.")
+    loaded = {}
+    for stem in STEMS:
+        path = results_dir / f"{stem}.json"
+        if not path.is_file():
+            loaded[stem] = None
+            continue
+        try:
+            records = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ReportError(f"{path} is not valid JSON ({e}). Re-run the notebook that writes it "
+                              "or restore it with git.") from e
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ReportError(f"{path} must be a JSON list of records (objects), as in docs/design.md.")
+        for i, record in enumerate(records):
+            missing = [k for k in RECORD_KEYS if k not in record]
+            if missing:
+                raise ReportError(f"{path}, record {i}: missing keys {missing}. Every record needs "
+                                  f"{list(RECORD_KEYS)} (docs/design.md, 'Result records').")
+            if not isinstance(record["value"], (int, float)) or isinstance(record["value"], bool):
+                raise ReportError(f"{path}, record {i}: value {record['value']!r} is not a number.")
+        loaded[stem] = records or None
+    if not any(loaded.values()):
+        raise ReportError(f"No results in {results_dir}: expected some of "
+                          f"{[s + '.json' for s in STEMS]}. Run `make reproduce` first.")
+    return loaded
+
+
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (no image library needed)."""
+    header = path.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ReportError(f"{path} is not a PNG file. Re-run the notebook that writes it.")
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def figures(figures_dir: Path, root: Path) -> dict[str, list[dict]]:
+    """figures/<prefix>_*.png per notebook, with a caption and a width (% of the text width):
+    wide multi-panel figures use the whole width, single plots about two thirds of it."""
+    found = {}
+    for prefix in ("01", "02", "03", "04", "05"):
+        found[prefix] = []
+        known = list(FIGURE_CAPTIONS)  # the notebooks' order; figures not listed come after, by name
+        paths = sorted(figures_dir.glob(f"{prefix}_*.png"),
+                       key=lambda p: (known.index(p.stem) if p.stem in known else len(known), p.name))
+        for path in paths:
+            width, height = png_size(path)
+            found[prefix].append({
+                "path": "/" + path.resolve().relative_to(root).as_posix(), "name": path.stem,
+                "width": 100 if width >= 2 * height else 65,
+                "caption": FIGURE_CAPTIONS.get(path.stem, path.stem[3:].replace("_", " ").capitalize() + ".")})
+    return found
+
+
+def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str | Path = REPO_ROOT / "figures",
+               root: Path = REPO_ROOT) -> dict:
+    results = load_results(results_dir)
+    figures_dir = Path(figures_dir)
+    if not figures_dir.is_dir():
+        raise ReportError(f"Figures folder {figures_dir} does not exist. Run `make reproduce` "
+                          "(the notebooks write figures/*.png), or pass --figures DIR.")
+    seeds = sorted({r["seed"] for records in results.values() for r in records or []
+                    if r.get("seed") is not None})
+    profiles = sorted({r["profile"] for records in results.values() for r in records or [] if r.get("profile")})
+    get = results.get
+    return {
+        "results_files": [{"file": f"results/{stem}.json", "records": len(records) if records else 0,
+                           "present": bool(records)} for stem, records in results.items()],
+        "setup": {"model": MODEL["name"], "layers": MODEL["layers"], "dim": MODEL["dim"],
+                  "encoder_params": _encoder_params(results), "hardware": HARDWARE,
+                  "profiles": ", ".join(profiles) or "?", "seeds": ", ".join(str(s) for s in seeds),
+                  "n_seeds": len(seeds),
+                  "data": {k: count(v) for k, v in DATA_FACTS.items()}},
+        "task1": task1(get("01_sentence_embeddings")) if get("01_sentence_embeddings") else None,
+        "task2": task2(get("02_multitask_heads")) if get("02_multitask_heads") else None,
+        "task3": task3(get("03_freezing_strategies")),
+        "task4": task4(get("04_training_loop")) if get("04_training_loop") else None,
+        "trained": trained_model(get("train_multitask")) if get("train_multitask") else None,
+        "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
+        "subsets": subsets(results),
+        "published": [published(key) for key in PUBLISHED],
+        "figures": figures(figures_dir, root),
+    }
+
+
+def _encoder_params(results) -> str:
+    """Parameters of the encoder: the trainable count of a fully fine-tuned retrieval run."""
+    for r in results.get("05_retrieval_finetuning") or []:
+        if r["strategy"] == "finetuned_mnrl" and r.get("trainable_params"):
+            return f"{r['trainable_params'] / 1e6:.1f}M"
+    return "?"
+
+
+# --------------------------------------------------------------------------- build
+
+
+def compile_pdf(data: dict, out_pdf: str | Path, root: Path = REPO_ROOT) -> Path:
+    """Compile report/report.typ with ``data`` into ``out_pdf`` (a temporary file, then renamed)."""
+    import typst
+
+    out_pdf = Path(out_pdf)
+    with atomic_path(out_pdf) as tmp:
+        try:
+            typst.compile(str(TYPST_SOURCE), output=str(tmp), root=str(root),
+                          sys_inputs={"data": json.dumps(data)})
+        except Exception as e:  # typst raises its own error types with the source location
+            raise ReportError(f"Typst could not compile {TYPST_SOURCE}: {e}") from e
+    return out_pdf
+
+
+def build(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str | Path = REPO_ROOT / "figures",
+          out_pdf: str | Path = DEFAULT_PDF, data_path: str | Path | None = DATA_JSON) -> Path:
+    """Summarise ``results_dir`` into ``data_path`` (if given) and compile the PDF to ``out_pdf``."""
+    figures_dir = Path(figures_dir).resolve()
+    root = Path(os.path.commonpath([REPO_ROOT, figures_dir]))
+    data = build_data(results_dir, figures_dir, root)
+    if data_path is not None:
+        write_json(data_path, data)
+    return compile_pdf(data, out_pdf, root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sentence_mtl.reporting.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default=str(REPO_ROOT / "results"), help="folder of results/*.json")
+    parser.add_argument("--figures", default=str(REPO_ROOT / "figures"), help="folder of figures/*.png")
+    parser.add_argument("--output", default=str(DEFAULT_PDF), help="the PDF to write")
+    parser.add_argument("--data", default=str(DATA_JSON), help="where to write the summaries (data.json)")
+    args = parser.parse_args(argv)
+    try:
+        pdf = build(args.results, args.figures, args.output, args.data)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.data} and {pdf}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
