@@ -156,3 +156,15 @@ def test_records_live_beside_the_profiles_results_unless_a_folder_is_named(monke
     assert RunStore().root == REPO_ROOT / "runs" / "smoke" / "results" / "store"
     monkeypatch.setenv("SENTENCE_MTL_STORE_DIR", str(tmp_path / "elsewhere"))
     assert RunStore().root == tmp_path / "elsewhere"
+
+
+def test_large_parts_are_kept_as_digests_and_still_key_the_run(tmp_path):
+    """A run that reads thousands of texts keys on all of them, but its file stays small."""
+    compute, calls = counting_run([0.5])
+    parts = {"pairs": [f"claim {i} " * 20 for i in range(2000)], "seed": 0}
+    RunStore(tmp_path).run(recorder(), parts, compute)
+    (path,) = (tmp_path / "99_store_test").glob("*.json")
+    assert path.stat().st_size < 5000
+    RunStore(tmp_path).run(recorder(), parts, compute)
+    RunStore(tmp_path).run(recorder(), {**parts, "pairs": parts["pairs"][:-1]}, compute)
+    assert len(calls) == 2

@@ -29,6 +29,7 @@ from sentence_mtl.io import atomic_path, write_json
 NOTEBOOKS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies", "04_training_loop",
              "05_retrieval_finetuning")
 TIMING = REPO_ROOT / "results" / "reproduce_timing.json"
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def is_empty(folder: Path) -> bool:
@@ -46,9 +47,12 @@ def execute(stem: str, env: dict) -> float:
                     "--ExecutePreprocessor.timeout=7200", str(path)], env={**env, "TQDM_DISABLE": "1"}, check=True)
     seconds = time.perf_counter() - start
     notebook = json.loads(path.read_text())
-    if notebook["metadata"].pop("widgets", None) is not None:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    notebook["metadata"].pop("widgets", None)
+    for cell in notebook["cells"]:  # a library's own progress bar (e.g. a Trainer's) is a widget view
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if WIDGET not in o.get("data", {})]
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return seconds
 
 

@@ -110,6 +110,17 @@ def backbone_digest(model_name: str) -> str:
     return h.hexdigest()
 
 
+def compact(value: Any, limit: int = 2000) -> Any:
+    """``value`` (a fingerprint) for the record file, with any part longer than ``limit``
+    characters of JSON replaced by its sha256: the key already covers it, the file stays small."""
+    text = json.dumps(value, sort_keys=True, allow_nan=False)
+    if len(text) <= limit:
+        return value
+    if isinstance(value, dict):
+        return {k: compact(v, limit) for k, v in value.items()}
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "json_chars": len(text)}
+
+
 def _comparable(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in COST_KEYS}
 
@@ -183,7 +194,7 @@ class RunStore:
         else:
             records = self._compute(recorder, compute)
             write_json(path, {"key": key, "study_version": STUDY_VERSION, "written_at": time.time(),
-                              "parts": fingerprint(parts), "records": records})
+                              "parts": compact(fingerprint(parts)), "records": records})
             self.counts["computed"] += 1
         recorder.records.extend(records)
         return records
