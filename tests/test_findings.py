@@ -7,15 +7,16 @@ def record(strategy, task, k, seed, value, **extra):
     return {"strategy": strategy, "task": task, "n_per_class": k, "seed": seed, "value": value, **extra}
 
 
-def test_gaps_follow_the_data_and_ties_are_flagged():
+def test_gaps_are_paired_and_ties_are_called_by_their_interval():
     records = [record("a", "topic", 8, s, v) for s, v in enumerate((0.80, 0.82, 0.81))]
     records += [record("b", "topic", 8, s, v) for s, v in enumerate((0.70, 0.71, 0.72))]
     records += [record("c", "topic", 8, s, v) for s, v in enumerate((0.79, 0.83, 0.75))]
     runs = Runs(records)
     assert runs.pct("a", "topic", 8) == "81.0 ± 1.0"
-    assert runs.versus("a", "b", "topic", 8) == "+10.0 points"
-    assert runs.versus("b", "a", "topic", 8) == "-10.0 points"
-    assert runs.versus("a", "c", "topic", 8) == "+2.0 points, inside the seed spread"
+    assert runs.versus("a", "b", "topic", 8) == "+10.0 points, 95% CI +7.5 to +12.5: ahead"
+    assert runs.versus("b", "a", "topic", 8).endswith(": behind")
+    assert runs.versus("a", "c", "topic", 8).startswith("+2.0 points") and runs.versus("a", "c", "topic", 8).endswith(
+        ": a tie")
     assert runs.versus("a", "missing", "topic", 8) == "not measured"
 
 

@@ -65,3 +65,31 @@ def test_what_the_cache_removes_is_stated_only_for_the_top2_step():
     text = freezing_tables(records)
     assert text.count("takes 268 ms, of which") == 1 and text.count("take 127 ms") == 1
     assert text.index("takes 268 ms") > text.index("top2_step_ratio")
+
+
+def test_readme_answers_block_is_current():
+    from sentence_mtl.reporting.answers import ANSWERS_END, ANSWERS_START, answers_block
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert readme.index("## Answers") < readme.index(ANSWERS_START) < readme.index("## Results"), (
+        "the answers come first, before the tables")
+    assert replace_block(readme, answers_block(), ANSWERS_START, ANSWERS_END) == readme, (
+        "README answers block is stale: run `.venv/bin/python tools/update_readme.py`")
+
+
+def test_answers_call_a_difference_only_when_its_interval_excludes_zero():
+    from sentence_mtl.reporting.answers import embeddings
+
+    def probe(strategy, seed, value):
+        return {"task": "topic", "strategy": strategy, "seed": seed, "n_per_class": 8, "value": value,
+                "n_test": 7600, "metric": "accuracy"}
+
+    base = [{"task": "parity", "strategy": "ours_vs_sentence_transformers", "value": 1e-7, "n_test": 8},
+            *({"task": "sts", "strategy": s, "value": v, "n_test": 1379}
+              for s, v in (("mean_pooling", 0.82), ("max_pooling", 0.79), ("cls_pooling", 0.73)))]
+    clear = base + [probe("frozen_minilm_logreg", s, 0.74 + 0.001 * s) for s in range(3)] + \
+        [probe("tfidf_logreg", s, 0.49 + 0.001 * s) for s in range(3)]
+    assert "ahead" in embeddings(clear)
+    noisy = base + [probe("frozen_minilm_logreg", s, v) for s, v in enumerate((0.70, 0.50, 0.60))] + \
+        [probe("tfidf_logreg", s, v) for s, v in enumerate((0.55, 0.60, 0.50))]
+    assert "a tie" in embeddings(noisy) and "ahead" not in embeddings(noisy)

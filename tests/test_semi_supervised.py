@@ -78,10 +78,13 @@ def test_runners_record_the_frozen_semi_supervised_strategies():
             return centres
 
     recorder = Recorder("t", get_profile("smoke"), {})
-    prior = frozen_runs.run_label_prior(recorder, DescriptionEncoder(), train, x, train, x, 2, 0)
+    half = train.subset(np.arange(0, len(y), 2))  # the shared test subset; the full set is train itself
+    scored = {"subset": (half, x[::2]), "full": (train, x)}
+    prior = frozen_runs.run_label_prior(recorder, DescriptionEncoder(), train, x, scored, 2, 0)
     assert prior["strategy"] == "label_prior" and prior["trainable_params"] == 0 and prior["value"] > 0.9
+    assert prior["n_test"] == len(half) and prior["n_full_test"] == len(y) and prior["full_test_value"] > 0.9
     row = frozen_runs.run_self_training(recorder, strategies.get("self_training"), DescriptionEncoder(), train, x,
-                                  train, x, 2, 0)
+                                        scored, 2, 0)
     assert row["n_unlabeled"] == len(y) - 8 and row["n_pseudo_labelled"] == len(y) - 8
     assert row["pseudo_label_accuracy"] > 0.9 and row["trainable_params"] == 4 * 8 + 4
     assert row["strategy_config"]["self_training"]["pseudo_per_class"] == 2048

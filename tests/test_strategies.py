@@ -183,20 +183,28 @@ def test_frozen_backbone_trains_heads_on_cached_embeddings_only(tiny_model_dir, 
     # separable "embeddings": the class index written into the first coordinates
     for t, d in train.items():
         embeddings[t][np.arange(len(TEXTS)), d.labels] += 5.0
-    rows = frozen_runs.run_frozen_backbone(recorder, strategies.get("frozen_backbone"), train, embeddings, test,
-                                     embeddings, 2, 0, grid)
-    assert all(r["value"] == 1.0 and r["trainable_params"] == 32 * 4 + 4 + 32 * 3 + 3 for r in rows)
+    scored = {t: {"subset": (test[t], embeddings[t]), "full": (test[t], embeddings[t])} for t in test}
+    rows = frozen_runs.run_frozen_backbone(recorder, strategies.get("frozen_backbone"), train, embeddings, scored,
+                                           2, 0, grid)
+    assert all(r["value"] == 1.0 == r["full_test_value"] and r["trainable_params"] == 32 * 4 + 4 + 32 * 3 + 3
+               for r in rows)
 
 
 def test_nearest_centroid_and_zero_shot(data, tiny_model_dir):
     train, test = data
     recorder = Recorder("t", get_profile("smoke"), {})
     x = np.eye(4, dtype=np.float32)[TOPIC] + 0.01
-    row = frozen_runs.run_nearest_centroid(recorder, train["topic"], x, test["topic"], x, 2, 0)
+    scored = {"subset": (test["topic"], x), "full": (test["topic"], x)}
+    row = frozen_runs.run_nearest_centroid(recorder, train["topic"], x, scored, 2, 0)
     assert row["value"] == 1.0 and row["trainable_params"] == 0
     model = st.new_model(0, 32, tiny_model_dir)
-    zero = frozen_runs.run_zero_shot(recorder, model.encoder, test["topic"], model.encoder.encode(TEXTS))
+    vectors = model.encoder.encode(TEXTS)
+    zero = frozen_runs.run_zero_shot(recorder, model.encoder, "topic",
+                                     {"subset": (test["topic"], vectors), "full": (test["topic"], vectors)})
     assert zero["n_per_class"] == 0 and 0 <= zero["value"] <= 1
+    floor = frozen_runs.run_majority_class(recorder, train["topic"], scored)
+    counts = np.bincount(test["topic"].labels)
+    assert floor["value"] == counts[np.bincount(train["topic"].labels).argmax()] / counts.sum()
 
 
 def test_sequential_freezes_the_topic_head_and_measures_forgetting(tiny_model_dir, data):

@@ -104,7 +104,7 @@ sts = {name: score_sts(name, build) for name, build in contenders.items()}
 pd.Series(sts, name=f"Spearman (n={len(stsb_test)} pairs)").round(4).to_frame()
 
 # %%
-plots.bar_chart(list(sts), list(sts.values()), "Spearman (cosine vs gold)",
+plots.bar_chart(list(sts), list(sts.values()), "Spearman × 100 (cosine vs gold)",
                 f"STS-B test ({len(stsb_test)} pairs)",
                 reference=("published 82.03", published("stsb_minilm_spearman")),
                 name="01_stsb_pooling", figures_dir=FIGURES);
@@ -280,7 +280,7 @@ speed = {r["strategy"]: {"sentences_per_second": r["value"],
 pd.DataFrame(speed).T[["sentences_per_second", "ratio_vs_sentence_transformers"]].astype(float).round(2)
 
 plots.bar_chart(list(speed), [r["sentences_per_second"] for r in speed.values()], "sentences / s",
-                f"Encoding throughput, {len(bench_texts)} STS-B sentences, batch 32, CPU",
+                f"Encoding throughput, {len(bench_texts)} STS-B sentences, batch 32, CPU", scale=1, fmt="%.0f",
                 name="01_throughput", figures_dir=FIGURES);
 int8_speedup = speed["ours_int8"]["sentences_per_second"] / speed["ours_fp32"]["sentences_per_second"]
 int8_loss = 100 * (sts["mean_pooling"] - sts["int8_mean"])

@@ -113,10 +113,10 @@ wide["seconds / run"] = [f"{np.mean([r['train_seconds'] for r in compared if r['
 wide
 
 # %%
-plots.grouped_bars(compared, list(variants), ["topic", "sentiment"],
-                   f"Test metric by sampling + weighting (mean ± std, {len(profile.seeds)} seeds; "
-                   f"test subsets of {len(test_sets['topic'])} / {len(test_sets['sentiment'])})",
-                   name="04_sampling_weighting", figures_dir=FIGURES);
+plots.interval_dots(compared, list(variants), ["topic", "sentiment"],
+                    f"Test metric by sampling + weighting: mean and 95% interval, {len(profile.seeds)} seeds "
+                    f"(test subsets of {len(test_sets['topic'])} / {len(test_sets['sentiment'])})",
+                    name="04_sampling_weighting", figures_dir=FIGURES);
 
 # %% [markdown]
 # ## 3 · Multi-task against single-task, same compute
@@ -137,11 +137,11 @@ mean_std_table([r for r in recorder.records if r["strategy"].startswith("single_
                 or r["strategy"] == "proportional+equal"], index=("task",), columns="strategy")
 
 # %%
-plots.grouped_bars([r for r in recorder.records if r["strategy"] in ("proportional+equal", "single_task_topic",
-                                                                       "single_task_sentiment")],
-                   ["proportional+equal", "single_task_topic", "single_task_sentiment"], ["topic", "sentiment"],
-                   "Multi-task vs single-task, same number of steps", name="04_multitask_vs_single",
-                   figures_dir=FIGURES);
+plots.interval_dots([r for r in recorder.records if r["strategy"] in ("proportional+equal", "single_task_topic",
+                                                                        "single_task_sentiment")],
+                    ["proportional+equal", "single_task_topic", "single_task_sentiment"], ["topic", "sentiment"],
+                    "Multi-task vs single-task, same number of steps: mean and 95% interval",
+                    name="04_multitask_vs_single", figures_dir=FIGURES);
 
 # %% [markdown]
 # ## 4 · Where the errors are

@@ -170,7 +170,7 @@ records = pd.DataFrame(recorder.records)
 ndcg = records[records.metric == "ndcg@10"]
 order = ["bm25", "pretrained", "finetuned_mnrl"]
 stats = ndcg.groupby("strategy").value.agg(["mean", "std"]).reindex(order)
-plots.bar_chart(order, stats["mean"].tolist(), "NDCG@10", f"SciFact test ({len(query_ids)} queries)",
+plots.bar_chart(order, stats["mean"].tolist(), "NDCG@10 (%)", f"SciFact test ({len(query_ids)} queries)",
                 reference=("BM25 published 66.5", published("scifact_bm25_ndcg10")),
                 errors=stats["std"].fillna(0).tolist(), name="05_scifact_ndcg", figures_dir=FIGURES);
 gain = 100 * (stats.loc["finetuned_mnrl", "mean"] - stats.loc["pretrained", "mean"])

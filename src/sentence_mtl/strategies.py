@@ -74,9 +74,16 @@ def gradual_unfreezing_phases(n_phases: int = 4) -> tuple[Phase, ...]:
     return tuple(phases)
 
 
+# What each kind freezes, as a reader groups them (figures draw one panel per family).
+FAMILY_OF_KIND = {"no_training": "whole network frozen", "self_training": "backbone frozen",
+                  "frozen_encoder": "backbone frozen", "cached_top_k": "top blocks trained",
+                  "finetune": "whole encoder trained"}
+
 ULMFIT_DECAY = 1 / 2.6  # Howard & Ruder 2018: lr of layer l-1 = lr of layer l / 2.6
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
+    Strategy("majority_class", "no_training",
+             summary="the floor: every text gets the training set's most common class"),
     Strategy("zero_shot", "no_training",
              summary="whole network frozen; cosine similarity to a description of each label"),
     Strategy("nearest_centroid", "no_training",
@@ -112,3 +119,13 @@ def get(name: str) -> Strategy:
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
     return STRATEGIES[name]
+
+
+def families(names) -> dict[str, list[str]]:
+    """Strategies grouped by ``FAMILY_OF_KIND`` in declaration order; names that are not
+    strategies here (a peer such as SetFit) join the last family."""
+    grouped: dict[str, list[str]] = {family: [] for family in dict.fromkeys(FAMILY_OF_KIND.values())}
+    for name in names:
+        kind = STRATEGIES[name].kind if name in STRATEGIES else "finetune"
+        grouped[FAMILY_OF_KIND[kind]].append(name)
+    return {family: members for family, members in grouped.items() if members}

@@ -58,3 +58,65 @@ def forgetting(records: list[dict]) -> pd.DataFrame:
     wide = df.pivot_table(index=["strategy", "seed"], columns="stage", values="value").reset_index()
     wide["forgetting"] = wide["after_topic"] - wide["after_sentiment"]
     return wide
+
+
+# 95% intervals. A study's mean over seeds carries two kinds of noise: the seeds (sample drawn,
+# initialisation, batch order), measured by their spread (Student t, n - 1 degrees of freedom),
+# and the finite test set, bounded by the binomial variance p(1 - p) / n_test of a rate. The two
+# are combined in quadrature. A paired difference (same seeds, same samples, same test items)
+# uses the spread of the per-seed differences, plus both rates' binomial terms as if the two
+# strategies erred independently: that over-states the item noise of a paired difference, so a
+# difference called real here is real, and some real ones are called ties.
+Z95 = 1.959964
+
+
+def _t95(seeds: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, seeds - 1)) if seeds > 1 else float("nan")
+
+
+def _item_variance(rate: float, n_test: int | None) -> float:
+    return rate * (1 - rate) / n_test if n_test else 0.0
+
+
+def interval(values: list[float], n_test: int | None = None) -> tuple[float, float, float]:
+    """(mean, low, high): the mean over seeds and its 95% interval (seeds and test items)."""
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    seed_half = _t95(len(values)) * pd.Series(values).std(ddof=1) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    half = (seed_half ** 2 + Z95 ** 2 * _item_variance(mean, n_test)) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def paired(records: list[dict], a: str, b: str, task: str, k) -> dict | None:
+    """``a`` minus ``b`` at (task, k), paired by seed: mean, 95% interval, and the verdict
+    ("ahead", "behind", or "tie" when the interval holds zero). None when they share no seed."""
+    def by_seed(strategy):
+        return {r["seed"]: r for r in records if r["strategy"] == strategy and r["task"] == task
+                and r["n_per_class"] == k and not r.get("stage")}
+    ra, rb = by_seed(a), by_seed(b)
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds:
+        return None
+    diffs = [ra[s]["value"] - rb[s]["value"] for s in seeds]
+    mean = sum(diffs) / len(diffs)
+    seed_half = _t95(len(diffs)) * pd.Series(diffs).std(ddof=1) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+    n_test = min(ra[seeds[0]].get("n_test") or 0, rb[seeds[0]].get("n_test") or 0) or None
+    items = _item_variance(sum(ra[s]["value"] for s in seeds) / len(seeds), n_test) + \
+        _item_variance(sum(rb[s]["value"] for s in seeds) / len(seeds), n_test)
+    half = (seed_half ** 2 + Z95 ** 2 * items) ** 0.5
+    low, high = mean - half, mean + half
+    verdict = "ahead" if low > 0 else "behind" if high < 0 else "tie"
+    return {"mean": mean, "low": low, "high": high, "seeds": len(seeds), "verdict": verdict,
+            "same_items": ra[seeds[0]].get("n_test") == rb[seeds[0]].get("n_test")}
+
+
+def points(value: float) -> str:
+    """A fraction as percent with one decimal: 0.8234 -> '82.3'."""
+    return f"{100 * value:.1f}"
+
+
+def interval_text(mean: float, low: float, high: float, unit: str = "%") -> str:
+    """``82.3% (95% CI 81.1-83.5)``; ``unit=""`` for a correlation."""
+    return f"{points(mean)}{unit} (95% CI {points(low)}–{points(high)})"

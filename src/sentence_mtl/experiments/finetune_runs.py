@@ -23,7 +23,7 @@ from ..results import Recorder, measure
 from ..strategies import Phase, Strategy
 from ..strategy_training import (LayerInputs, TokenInputs, add_lora, new_model, score, train_heads,
                                  train_steps, trainable_parameters)
-from .frozen_runs import record_scores, sample
+from .frozen_runs import sample
 
 
 def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str, TaskData],
@@ -65,6 +65,16 @@ def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str
     return record_scores(recorder, strategy.name, model, test_inputs, test_subsets, k, seed, cost, trainable,
                           steps=steps, cache_seconds=cache_seconds, final_loss=float(np.mean(log.losses[-4:])),
                           strategy_config=asdict(strategy), **extra, **log.memory)
+
+
+def record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, cost, trainable, **extra) -> list[dict]:
+    rows = []
+    for task, data in test.items():
+        metric, value = score(model, test_inputs[task], data)
+        rows.append(recorder.add(task=task, dataset=data.dataset, strategy=strategy_name, seed=seed, n_per_class=k,
+                                 metric=metric, value=value, n_test=len(data), train_seconds=cost.seconds,
+                                 trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, **extra))
+    return rows
 
 
 def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed: int, max_steps: int,

@@ -73,10 +73,39 @@ class StudyData:
         return data
 
 
+def _scored(study: "FreezingStudy", task: str) -> dict:
+    """What a frozen strategy scores: the shared test subset and the full test set, as vectors."""
+    d = study.data
+    return {"subset": (d.test_subsets[task], d.embed("subset", task)), "full": (d.test[task], d.embed("test", task))}
+
+
+# A runner per strategy name or kind: (recorder, study, strategy, task, k, seed) -> records.
+# A new strategy of an existing kind needs no entry; a new kind needs one line here.
+RUNNERS = {
+    "majority_class": lambda rec, s, strategy, task, k, seed: frozen_runs.run_majority_class(
+        rec, s.data.train[task], _scored(s, task)),
+    "zero_shot": lambda rec, s, strategy, task, k, seed: frozen_runs.run_zero_shot(
+        rec, s.data.encoder, task, _scored(s, task)),
+    "nearest_centroid": lambda rec, s, strategy, task, k, seed: frozen_runs.run_nearest_centroid(
+        rec, s.data.train[task], s.data.embed("train", task), _scored(s, task), k, seed),
+    "label_prior": lambda rec, s, strategy, task, k, seed: frozen_runs.run_label_prior(
+        rec, s.data.encoder, s.data.train[task], s.data.embed("train", task), _scored(s, task), k, seed),
+    "self_training": lambda rec, s, strategy, task, k, seed: frozen_runs.run_self_training(
+        rec, strategy, s.data.encoder, s.data.train[task], s.data.embed("train", task), _scored(s, task), k, seed),
+    "frozen_encoder": lambda rec, s, strategy, task, k, seed: frozen_runs.run_frozen_backbone(
+        rec, strategy, s.data.train, s.data.embed_all("train"), {t: _scored(s, t) for t in s.grid.tasks},
+        k, seed, s.grid),
+    "cached_top_k": lambda rec, s, strategy, task, k, seed: finetune_runs.run_encoder_strategy(
+        rec, strategy, s.data.train, s.data.test_subsets, k, seed, s.grid),
+}
+RUNNERS["finetune"] = RUNNERS["cached_top_k"]
+
+
 class FreezingStudy:
     """``run(name, k, seed)`` records one run of the study, from the store when it holds it."""
 
     PER_TASK = ("no_training", "self_training")  # kinds that train one task at a time
+    FROZEN = ("no_training", "self_training", "frozen_encoder")  # scored on the subset and the full test set
 
     def __init__(self, data: StudyData, recorder: Recorder, store: RunStore | None = None):
         self.data, self.recorder, self.store = data, recorder, store or RunStore()
@@ -98,29 +127,13 @@ class FreezingStudy:
         strategy = get_strategy(name)
         if strategy.kind in self.PER_TASK and task is None:
             return [r for t in self.grid.tasks for r in self.run(name, k, seed, t)]
-        d = self.data
         steps = self.grid.steps_for(k) if strategy.kind in ("cached_top_k", "finetune") else None
-        parts = self._parts(strategy.kind, k, seed, strategy=strategy, task=task, steps=steps)
-        if name == "zero_shot":
-            compute = lambda rec: frozen_runs.run_zero_shot(rec, d.encoder, d.test[task], d.embed("test", task))  # noqa: E731
-        elif name == "nearest_centroid":
-            compute = lambda rec: frozen_runs.run_nearest_centroid(  # noqa: E731
-                rec, d.train[task], d.embed("train", task), d.test[task], d.embed("test", task), k, seed)
-        elif name == "label_prior":
-            compute = lambda rec: frozen_runs.run_label_prior(  # noqa: E731
-                rec, d.encoder, d.train[task], d.embed("train", task), d.test[task], d.embed("test", task), k, seed)
-        elif strategy.kind == "self_training":
-            compute = lambda rec: frozen_runs.run_self_training(  # noqa: E731
-                rec, strategy, d.encoder, d.train[task], d.embed("train", task), d.test[task], d.embed("test", task),
-                k, seed, subset=(d.test_subsets[task], d.embed("subset", task)))
-        elif strategy.kind == "frozen_encoder":
-            compute = lambda rec: frozen_runs.run_frozen_backbone(  # noqa: E731
-                rec, strategy, d.train, d.embed_all("train"), d.test, d.embed_all("test"), k, seed, self.grid)
-        elif strategy.kind in ("cached_top_k", "finetune"):
-            compute = lambda rec: finetune_runs.run_encoder_strategy(  # noqa: E731
-                rec, strategy, d.train, d.test_subsets, k, seed, self.grid)
-        else:
-            raise ValueError(f"no runner for strategy {name!r} of kind {strategy.kind!r}")
+        parts = self._parts(strategy.kind, k, seed, strategy=strategy, task=task, steps=steps,
+                            **({"scored_on": "subset+full"} if strategy.kind in self.FROZEN else {}))
+        runner = RUNNERS.get(name) or RUNNERS.get(strategy.kind)
+        if runner is None:
+            raise ValueError(f"no runner for strategy {name!r} of kind {strategy.kind!r}: add one to RUNNERS")
+        compute = lambda rec: runner(rec, self, strategy, task, k, seed)  # noqa: E731
         return self._store(parts, compute)
 
     def run_setfit(self, k: int, seed: int) -> list[dict]:

@@ -1,8 +1,10 @@
 """Runs of the freezing study whose encoder never changes: no training at all (zero-shot, nearest
 centroid, label prior), self-training on the frozen encoder, and heads on cached embeddings.
 
-Same samples for every strategy: ``data.few_shot_indices(train, k, seed)``. These strategies
-score the full official test sets from cached embeddings.
+Same samples for every strategy: ``data.few_shot_indices(train, k, seed)``. Every strategy of the
+study is compared on the same test items: ``value`` is the metric on the stratified test subset
+the encoder-changing strategies see; these cheap strategies also score the full official test
+set (``full_test_value``, ``n_full_test``), from cached embeddings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ from ..semi_supervised import class_centroids, label_prior_prototypes, self_trai
 from ..strategies import Strategy
 from ..strategy_training import EmbeddingInputs, new_model, score, trainable_parameters, train_heads
 
+Scored = dict  # {"subset": (TaskData, embeddings), "full": (TaskData, embeddings)}
+
+
+def scores(predict, scored: Scored) -> dict:
+    """``metric``, ``value`` and ``n_test`` on the subset; ``full_test_value`` and ``n_full_test`` on the full set."""
+    (subset, subset_vectors), (full, full_vectors) = scored["subset"], scored["full"]
+    metric, value = benchmark_metric(subset.task, subset.labels, predict(subset_vectors))
+    return {"metric": metric, "value": value, "n_test": len(subset),
+            "full_test_value": benchmark_metric(full.task, full.labels, predict(full_vectors))[1],
+            "n_full_test": len(full)}
+
 
 def sample(train: TaskData, k: int | None, seed: int) -> np.ndarray:
     return np.arange(len(train)) if k is None else few_shot_indices(train, k, seed)
@@ -29,69 +42,68 @@ def description_vectors(encoder, task: str) -> np.ndarray:
     return encoder.encode([spec.description[name] for name in spec.label_names])
 
 
-def run_zero_shot(recorder: Recorder, encoder, test: TaskData, test_embeddings: np.ndarray) -> dict:
+def run_majority_class(recorder: Recorder, train: TaskData, scored: Scored) -> dict:
+    """The floor every classification result is read against: the training set's most common
+    class for every text (accuracy = that class's share of the test set; macro recall = 1 / classes)."""
+    majority = int(np.bincount(train.labels).argmax())
+    result = scores(lambda vectors: np.full(len(vectors), majority), scored)
+    return recorder.add(task=train.task, dataset=train.dataset, strategy="majority_class", seed=0, n_per_class=None,
+                        **result, n_train=len(train), train_seconds=0.0, trainable_params=0, peak_memory_mb=0.0,
+                        majority_label=train.label_names[majority])
+
+
+def run_zero_shot(recorder: Recorder, encoder, task: str, scored: Scored) -> dict:
     """Whole network frozen, no examples: the label whose description is most similar."""
-    spec = TASKS[test.task]
-    labels = description_vectors(encoder, test.task)
+    spec = TASKS[task]
+    labels = unit(description_vectors(encoder, task))
     with measure() as cost:
-        predictions = (unit(test_embeddings) @ unit(labels).T).argmax(1)
-    metric, value = benchmark_metric(test.task, test.labels, predictions)
-    return recorder.add(task=test.task, dataset=spec.dataset, strategy="zero_shot", seed=0, n_per_class=0,
-                        metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
+        result = scores(lambda vectors: (unit(vectors) @ labels.T).argmax(1), scored)
+    return recorder.add(task=task, dataset=spec.dataset, strategy="zero_shot", seed=0, n_per_class=0,
+                        **result, train_seconds=cost.seconds,
                         trainable_params=0, peak_memory_mb=cost.peak_memory_mb,
                         label_descriptions=[spec.description[n] for n in spec.label_names])
 
 
-def run_nearest_centroid(recorder: Recorder, train: TaskData, train_embeddings: np.ndarray, test: TaskData,
-                         test_embeddings: np.ndarray, k: int | None, seed: int) -> dict:
+def run_nearest_centroid(recorder: Recorder, train: TaskData, train_embeddings: np.ndarray, scored: Scored,
+                         k: int | None, seed: int) -> dict:
     """Whole network frozen: each class is the mean of its examples' unit vectors."""
     idx = sample(train, k, seed)
     with measure() as cost:
         centroids = class_centroids(train_embeddings[idx], train.labels[idx], len(train.label_names))
-        predictions = (unit(test_embeddings) @ centroids.T).argmax(1)
-    metric, value = benchmark_metric(test.task, test.labels, predictions)
-    return recorder.add(task=test.task, dataset=train.dataset, strategy="nearest_centroid", seed=seed,
-                        n_per_class=k, metric=metric, value=value, n_test=len(test), n_train=len(idx),
+        result = scores(lambda vectors: (unit(vectors) @ centroids.T).argmax(1), scored)
+    return recorder.add(task=train.task, dataset=train.dataset, strategy="nearest_centroid", seed=seed,
+                        n_per_class=k, **result, n_train=len(idx),
                         train_seconds=cost.seconds, trainable_params=0, peak_memory_mb=cost.peak_memory_mb)
 
 
-def run_label_prior(recorder: Recorder, encoder, train: TaskData, train_embeddings: np.ndarray, test: TaskData,
-                    test_embeddings: np.ndarray, k: int, seed: int) -> dict:
+def run_label_prior(recorder: Recorder, encoder, train: TaskData, train_embeddings: np.ndarray, scored: Scored,
+                    k: int, seed: int) -> dict:
     """Whole network frozen: nearest prototype, each the class's centroid plus its label description."""
     idx = sample(train, k, seed)
     descriptions = description_vectors(encoder, train.task)
     with measure() as cost:
         prototypes = label_prior_prototypes(train_embeddings[idx], train.labels[idx], descriptions)
-        predictions = (unit(test_embeddings) @ prototypes.T).argmax(1)
-    metric, value = benchmark_metric(test.task, test.labels, predictions)
-    return recorder.add(task=test.task, dataset=train.dataset, strategy="label_prior", seed=seed,
-                        n_per_class=k, metric=metric, value=value, n_test=len(test), n_train=len(idx),
+        result = scores(lambda vectors: (unit(vectors) @ prototypes.T).argmax(1), scored)
+    return recorder.add(task=train.task, dataset=train.dataset, strategy="label_prior", seed=seed,
+                        n_per_class=k, **result, n_train=len(idx),
                         train_seconds=cost.seconds, trainable_params=0, peak_memory_mb=cost.peak_memory_mb)
 
 
 def run_self_training(recorder: Recorder, strategy: Strategy, encoder, train: TaskData,
-                      train_embeddings: np.ndarray, test: TaskData, test_embeddings: np.ndarray, k: int,
-                      seed: int, subset: tuple[TaskData, np.ndarray] | None = None) -> dict:
+                      train_embeddings: np.ndarray, scored: Scored, k: int, seed: int) -> dict:
     """Backbone frozen; the rest of the training set, labels hidden, is the unlabeled pool.
 
     ``pseudo_label_accuracy`` (the last round's pseudo-labels against the hidden gold labels) is
-    a diagnostic the method never sees. ``subset`` (test subset, its embeddings): also record
-    ``subset_value``, the metric on the items the encoder-changing strategies and SetFit see."""
+    a diagnostic the method never sees."""
     idx = sample(train, k, seed)
     descriptions = description_vectors(encoder, train.task)
     with measure() as cost:
         prototypes = label_prior_prototypes(train_embeddings[idx], train.labels[idx], descriptions)
         classifier, rows, pseudo = self_train(train_embeddings, idx, train.labels[idx], prototypes,
                                               strategy.self_training)
-        predictions = classifier.predict(unit(test_embeddings))
-    metric, value = benchmark_metric(test.task, test.labels, predictions)
-    extra = {}
-    if subset is not None:
-        data, embeddings = subset
-        extra = {"subset_value": benchmark_metric(data.task, data.labels, classifier.predict(unit(embeddings)))[1],
-                 "n_subset": len(data)}
-    return recorder.add(task=test.task, dataset=train.dataset, strategy=strategy.name, seed=seed,
-                        n_per_class=k, metric=metric, value=value, n_test=len(test), n_train=len(idx), **extra,
+        result = scores(lambda vectors: classifier.predict(unit(vectors)), scored)
+    return recorder.add(task=train.task, dataset=train.dataset, strategy=strategy.name, seed=seed,
+                        n_per_class=k, **result, n_train=len(idx),
                         n_unlabeled=len(train) - len(idx), n_pseudo_labelled=len(rows),
                         pseudo_label_accuracy=float((pseudo == train.labels[rows]).mean()),
                         train_seconds=cost.seconds,
@@ -100,8 +112,7 @@ def run_self_training(recorder: Recorder, strategy: Strategy, encoder, train: Ta
 
 
 def run_frozen_backbone(recorder: Recorder, strategy: Strategy, train: dict[str, TaskData], train_embeddings: dict,
-                        test: dict[str, TaskData], test_embeddings: dict, k: int | None, seed: int,
-                        grid) -> list[dict]:
+                        scored: dict[str, Scored], k: int | None, seed: int, grid) -> list[dict]:
     """Both heads trained on cached sentence embeddings: the encoder never runs during training.
 
     The heads get several epochs (they are cheap): ``PROBE_STEPS`` or 3 epochs, whichever is more."""
@@ -111,17 +122,16 @@ def run_frozen_backbone(recorder: Recorder, strategy: Strategy, train: dict[str,
     labels = {t: train[t].labels[idx[t]] for t in train}
     with measure() as cost:
         log, steps = train_heads(model, embeddings, labels, strategy, seed)
-    return record_scores(recorder, strategy.name, model, {t: EmbeddingInputs(test_embeddings[t]) for t in test},
-                          test, k, seed, cost, trainable_parameters(model, strategy.phases), steps=steps,
-                          final_loss=float(np.mean(log.losses[-10:])), **log.memory)
-
-
-def record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, cost, trainable, **extra) -> list[dict]:
     rows = []
-    for task, data in test.items():
-        metric, value = score(model, test_inputs[task], data)
-        rows.append(recorder.add(task=task, dataset=data.dataset, strategy=strategy_name, seed=seed, n_per_class=k,
-                                 metric=metric, value=value, n_test=len(data), train_seconds=cost.seconds,
-                                 trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, **extra))
+    for task, sets in scored.items():
+        (subset, subset_vectors), (full, full_vectors) = sets["subset"], sets["full"]
+        metric, value = score(model, EmbeddingInputs(subset_vectors), subset)
+        rows.append(recorder.add(task=task, dataset=subset.dataset, strategy=strategy.name, seed=seed, n_per_class=k,
+                                 metric=metric, value=value, n_test=len(subset),
+                                 full_test_value=score(model, EmbeddingInputs(full_vectors), full)[1],
+                                 n_full_test=len(full), train_seconds=cost.seconds,
+                                 trainable_params=trainable_parameters(model, strategy.phases),
+                                 peak_memory_mb=cost.peak_memory_mb, steps=steps,
+                                 final_loss=float(np.mean(log.losses[-10:])), **log.memory))
     return rows
 

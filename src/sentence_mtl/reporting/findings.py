@@ -1,15 +1,16 @@
 """The freezing study's findings as Markdown, every number read from its records.
 
 Notebook 03 ends with ``Markdown(freezing_findings(records))``, so its conclusions are rendered
-from the run that sits above them and can never disagree with it. Each comparison's verb
-follows the sign of the measured difference; a difference smaller than the seed spread is
-called a tie.
+from the run that sits above them and can never disagree with it. Every compared strategy is
+scored on the same test items; a comparison is a paired difference with its 95% interval
+(``analysis.paired``), called a tie when the interval holds zero.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..experiments.analysis import paired
 from ..references import value as published
 
 TOPIC, SENTIMENT = "topic", "sentiment"
@@ -54,12 +55,12 @@ class Runs:
         return None if ma is None or mb is None else 100 * (ma - mb)
 
     def versus(self, a: str, b: str, task: str, k) -> str:
-        """The gap of ``a`` over ``b`` in points, flagged when it is inside the larger seed spread."""
-        gap = self.gap(a, b, task, k)
-        if gap is None:
+        """The paired gap of ``a`` over ``b`` in points with its 95% interval, and the verdict."""
+        d = paired(self.records, a, b, task, k)
+        if d is None:
             return "not measured"
-        inside = abs(gap) <= 100 * max(self.std(a, task, k), self.std(b, task, k))
-        return f"{_signed(gap)} points" + (", inside the seed spread" if inside else "")
+        verdict = {"ahead": "ahead", "behind": "behind", "tie": "a tie"}[d["verdict"]]
+        return f"{_signed(100 * d['mean'])} points, 95% CI {_signed(100 * d['low'])} to {_signed(100 * d['high'])}: {verdict}"
 
     def sizes(self, *strategies: str, task: str = TOPIC) -> list:
         return [k for k in SIZES if all(self.values(s, task, k) for s in strategies)]
@@ -104,8 +105,9 @@ def _frozen(runs: Runs) -> list[str]:
     heads = runs.speed.get("heads_epoch_ratio")
     lines.append(
         f"- **Backbone frozen.** Heads on cached embeddings train in seconds and reach "
-        f"{runs.pct('frozen_backbone', TOPIC, None)} (topic) and {runs.pct('frozen_backbone', SENTIMENT, None)} "
-        f"(sentiment; the published SVM: {100 * published('tweeteval_svm'):.1f}) on the whole training sets; "
+        f"{runs.pct('frozen_backbone', TOPIC, None, key='full_test_value')} (topic) and "
+        f"{runs.pct('frozen_backbone', SENTIMENT, None, key='full_test_value')} (sentiment; the published SVM: "
+        f"{100 * published('tweeteval_svm'):.1f}) on the full test sets from the whole training sets; "
         f"at 8 per class {runs.pct('frozen_backbone', TOPIC, 8)} on topic against the centroids' "
         f"{runs.pct('nearest_centroid', TOPIC, 8)} ({runs.versus('frozen_backbone', 'nearest_centroid', TOPIC, 8)})."
         + (f" The cache makes a heads-only epoch {heads['value']:.0f}x cheaper than re-encoding the texts "
@@ -119,9 +121,9 @@ def _self_training(runs: Runs) -> list[str]:
                 for t in (TOPIC, SENTIMENT)}
     ranges = {t: f"{min(a):.0f}-{max(a):.0f}%" if a else "n/a" for t, a in accuracy.items()}
     return [f"- **Backbone frozen, unlabeled texts used (self-training).** On topic at 8 per class: "
-            f"{runs.pct('self_training', TOPIC, 8)} on the full test set "
-            f"({runs.pct('self_training', TOPIC, 8, key='subset_value', spread=False)} on the subset the "
-            f"encoder-changing strategies see), against {runs.pct('label_prior', TOPIC, 8)} for the label prior it "
+            f"{runs.pct('self_training', TOPIC, 8)} "
+            f"({runs.pct('self_training', TOPIC, 8, key='full_test_value', spread=False)} on the full test set), "
+            f"against {runs.pct('label_prior', TOPIC, 8)} for the label prior it "
             f"starts from ({runs.versus('self_training', 'label_prior', TOPIC, 8)}); at 512 per class {runs.pct('self_training', TOPIC, 512)}. Its pseudo-labels are "
             f"{ranges[TOPIC]} correct on topic, where the pretrained geometry already clusters by class, but "
             f"{ranges[SENTIMENT]} on sentiment, where at 8 per class it reaches {runs.pct('self_training', SENTIMENT, 8)} "
@@ -139,7 +141,7 @@ def _encoder(runs: Runs) -> list[str]:
     top2_mb = runs.median("top2_unfrozen", "training_memory_mb")
     lines = [f"- **Top-k unfrozen on a cache.** Unfreezing the top two blocks moves topic by "
              f"{runs.gap_range('top2_unfrozen', 'frozen_backbone')} points against the frozen backbone from 8 to 512 "
-             f"per class (test subset against full test set: read it as a trend), at a median "
+             f"per class, at a median "
              + (f"{top2_s:.0f} s of training against {full_s:.0f} s for full fine-tuning and "
                 f"{top2_mb:.0f} MB of training memory against {full_mb:.0f}" if full_s and top2_s and full_mb and top2_mb
                 else "fraction of full fine-tuning's cost")
@@ -203,8 +205,11 @@ def _sequential(records: list[dict]) -> list[str]:
 def freezing_findings(records: list[dict]) -> str:
     """Notebook 03's "what it means", as Markdown rendered from its records."""
     runs = Runs(records)
-    lines = ["*(Rendered from the records above: topic is AG News accuracy, sentiment TweetEval macro recall "
-             "(chance 33.3); frozen strategies on the full test sets, the rest on the test subsets; mean ± std "
-             "over seeds; gaps in points, positive when the first strategy is ahead.)*", ""]
+    majority = {t: runs.pct("majority_class", t, None, spread=False) for t in (TOPIC, SENTIMENT)}
+    lines = ["*(Rendered from the records above: topic is AG News accuracy (majority class "
+             f"{majority[TOPIC]}), sentiment TweetEval macro recall (majority class {majority[SENTIMENT]}); every "
+             "strategy on the same stratified test subsets; mean ± std over seeds; a comparison is the paired "
+             "difference in points, positive when the first strategy is ahead, with its 95% interval over seeds "
+             "and test items, and called a tie when that interval holds zero.)*", ""]
     lines += _frozen(runs) + _self_training(runs) + _encoder(runs) + _sequential(records)
     return "\n".join(lines)

@@ -22,13 +22,33 @@ plt.rcParams.update({
 MARKERS = ["o", "s", "^", "D"]
 LEGEND_INSIDE_UP_TO = 6  # series; with more, one legend for all panels goes below the figure
 
+# One colour per strategy in every figure of the repository (tab20, paired shades for siblings).
+_TAB20 = [matplotlib.colormaps["tab20"](i) for i in range(20)]
+STRATEGY_COLOURS = {name: _TAB20[i] for name, i in {
+    "nearest_centroid": 0, "label_prior": 1, "frozen_backbone": 2, "self_training": 3, "top1_unfrozen": 4,
+    "top2_unfrozen": 5, "full_finetune": 6, "lp_ft": 8, "llrd_0.95": 18, "llrd_2.6": 19, "gradual_unfreezing": 10,
+    "lora": 16, "setfit": 14, "zero_shot": 12, "majority_class": 15, "sequential_frozen_backbone": 13,
+    "sequential_trainable_backbone": 7, "sequential_lora": 17,
+    "frozen_minilm_logreg": 2, "tfidf_logreg": 15, "tfidf": 15, "bm25": 15, "pretrained": 0, "finetuned_mnrl": 6,
+}.items()}
+STRATEGY_COLOURS.update({name: PALETTE[i] for i, name in enumerate([  # notebook 04's configurations
+    "proportional+equal", "round_robin+equal", "temperature+equal", "annealed+equal", "proportional+static",
+    "proportional+uncertainty", "single_task_topic", "single_task_sentiment"])})
+
+
+def percent_axis(ax, axis: str = "y") -> None:
+    """Tick labels in percent for an axis holding fractions (0.82 -> 82%)."""
+    from matplotlib.ticker import PercentFormatter
+
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=None))
+
 
 def series_styles(names) -> dict[str, dict]:
-    """A fixed colour, marker and line style per series, by order of first appearance, so one
-    strategy looks the same in every panel and every figure drawn from the same records."""
+    """A colour, marker and line style per series: a strategy's fixed colour (``STRATEGY_COLOURS``)
+    when it has one, else one by order of first appearance; the same in every panel and figure."""
     names = list(dict.fromkeys(names))
-    return {name: {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[(i // len(PALETTE)) % len(MARKERS)],
-                   "ls": "-" if i < len(PALETTE) else "--"} for i, name in enumerate(names)}
+    return {name: {"color": STRATEGY_COLOURS.get(name, PALETTE[i % len(PALETTE)]),
+                   "marker": MARKERS[i % len(MARKERS)], "ls": "-"} for i, name in enumerate(names)}
 
 
 def legend(fig, axes, order) -> None:
@@ -38,13 +58,7 @@ def legend(fig, axes, order) -> None:
         for ax in axes:
             ax.legend(fontsize=8)
         return
-    handles = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    labels = [name for name in order if name in handles]
-    fig.legend([handles[n] for n in labels], labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    _figure_legend(fig, axes, order)
 
 
 def save(fig, name: str | None, figures_dir: Path | None):
@@ -57,15 +71,19 @@ def save(fig, name: str | None, figures_dir: Path | None):
 
 
 def bar_chart(labels, values, ylabel: str, title: str, reference: tuple[str, float] | None = None,
-              errors=None, name=None, figures_dir=None):
+              errors=None, scale: float = 100.0, fmt: str = "%.1f", name=None, figures_dir=None):
+    """Bars from zero; ``scale`` turns fractions into the unit of ``ylabel`` (100: percent points)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    bars = ax.bar(labels, values, yerr=errors, color=PALETTE[: len(labels)], capsize=4)
+    values = [scale * v for v in values]
+    errors = None if errors is None else [scale * e for e in errors]
+    colours = [STRATEGY_COLOURS.get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)]
+    bars = ax.bar(labels, values, yerr=errors, color=colours, capsize=4)
     # values inside the bars' tops and the reference in a legend, so neither collides with the line
-    ax.bar_label(bars, fmt="%.3f", label_type="edge", padding=-12, fontsize=8, color="white")
+    ax.bar_label(bars, fmt=fmt, label_type="edge", padding=-12, fontsize=8, color="white")
     if reference:
-        ax.axhline(reference[1], ls="--", color="k", lw=1, label=reference[0])
+        ax.axhline(scale * reference[1], ls="--", color="k", lw=1, label=reference[0])
         ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    ax.set_ylim(0, 1.18 * max([*values, reference[1] if reference else 0]))
+    ax.set_ylim(0, 1.18 * max([*values, scale * reference[1] if reference else 0]))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
@@ -74,36 +92,60 @@ def bar_chart(labels, values, ylabel: str, title: str, reference: tuple[str, flo
 
 def learning_curves(records: list[dict], tasks: list[str], full_label: str = "all",
                     references: dict[str, list[tuple[str, int, float]]] | None = None,
-                    name=None, figures_dir=None):
-    """Metric against examples per class, one line per strategy, band = mean +/- std over seeds;
-    published results as black stars at their data size."""
+                    families: dict[str, list[str]] | None = None, name=None, figures_dir=None):
+    """Metric (percent) against examples per class: one column per task, one row per strategy
+    family (``families``: title -> strategies; default one row), band = mean +/- std over seeds;
+    published results as black stars in the last row. A column shares its y axis, so the
+    families of one task compare by eye."""
     df = pd.DataFrame(records)
     styles = series_styles(df.strategy)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    families = families or {"": list(styles)}
+    fig, axes = plt.subplots(len(families), len(tasks), figsize=(3.7 * len(tasks) + 0.4, 2.3 * len(families) + 0.6),
+                             squeeze=False, sharey="col", sharex="col")
+    for col, task in enumerate(tasks):
         sub = df[df.task == task]
         sizes = sorted({k for k in sub.n_per_class.dropna()})
         has_full = sub.n_per_class.isna().any()
         positions = {k: i for i, k in enumerate(sizes)}
-        for strategy, rows in sub.groupby("strategy", sort=False):
-            key = rows.n_per_class.map(lambda k: len(sizes) if pd.isna(k) else positions[k])
-            stats = rows.assign(x=key).groupby("x").value.agg(["mean", "std"]).fillna(0)
-            ax.plot(stats.index, stats["mean"], label=strategy, **styles[strategy])
-            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=styles[strategy]["color"], alpha=0.15)
-        for label, k, value in (references or {}).get(task, []):  # published points
-            x = len(sizes) if k is None else positions.get(k)
-            if x is not None:
-                ax.plot([x], [value], marker="*", color="k", ms=9, ls="none")
-                ax.annotate(label, (x, value), textcoords="offset points", xytext=(5, -3), fontsize=7)
         ticks = [str(int(k)) for k in sizes] + ([full_label] if has_full else [])
-        ax.set_xticks(range(len(ticks)), ticks)
-        ax.set_xlabel("training examples per class")
-        ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
-        ax.set_title(task)
+        metric = sub.metric.iloc[0].replace("_", " ") if len(sub) else ""
+        for row, (family, members) in enumerate(families.items()):
+            ax = axes[row][col]
+            for strategy, rows in sub[sub.strategy.isin(members)].groupby("strategy", sort=False):
+                key = rows.n_per_class.map(lambda k: len(sizes) if pd.isna(k) else positions[k])
+                stats = rows.assign(x=key).groupby("x").value.agg(["mean", "std"]).fillna(0)
+                ax.plot(stats.index, stats["mean"], label=strategy, ms=4, **styles[strategy])
+                ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                                color=styles[strategy]["color"], alpha=0.15)
+            shown = [(label, k, value) for label, k, value in (references or {}).get(task, [])
+                     if k is None and has_full or k in positions]
+            if row == len(families) - 1 and shown:  # published points, named in one box under the curves
+                for label, k, value in shown:
+                    ax.plot([len(sizes) if k is None else positions[k]], [value], marker="*", color="k", ms=8, ls="none")
+                ax.text(0.98, 0.03, "★ published:\n" + "\n".join(
+                    f"{label} ({'all' if k is None else k}/class)" for label, k, _ in shown), transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=6.5, bbox={"facecolor": "white", "edgecolor": "0.8", "pad": 2})
+            ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
+            ax.set_title(f"{task}: {family}" if family else task, fontsize=9)
+            percent_axis(ax)
+            ax.tick_params(axis="y", labelsize=8)
+            if col == 0 or len(families) > 1:
+                ax.set_ylabel(metric, fontsize=8)
+        axes[-1][col].set_xlabel("labelled examples per class")
     fig.tight_layout()
-    legend(fig, axes[0], styles)
+    legend(fig, axes.ravel(), list(styles)) if len(families) == 1 else _figure_legend(fig, axes.ravel(), list(styles))
     return save(fig, name, figures_dir)
+
+
+def _figure_legend(fig, axes, order) -> None:
+    """One legend for every panel, below the figure, where it covers no data."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    labels = [n for n in order if n in handles]
+    fig.legend([handles[n] for n in labels], labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(len(labels), 4), fontsize=8, frameon=False)
 
 
 def projections(points: dict[str, np.ndarray], labels: np.ndarray, label_names, title: str,
@@ -156,6 +198,7 @@ def training_curves(log: list[dict], title: str, name=None, figures_dir=None):
     right.plot([e["step"] for e in evals], [e["mean_metric"] for e in evals], ls="--", color="k", label="mean")
     left.set(xlabel="step", ylabel="cross-entropy", title="training loss")
     right.set(xlabel="step", ylabel="validation metric", title="validation")
+    percent_axis(right)
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.suptitle(title)
@@ -163,27 +206,33 @@ def training_curves(log: list[dict], title: str, name=None, figures_dir=None):
     return save(fig, name, figures_dir)
 
 
-def grouped_bars(records: list[dict], strategies: list[str], tasks: list[str], title: str,
-                 name=None, figures_dir=None):
-    """Mean +/- std over seeds of each strategy's test metric, one panel per task, seeds as dots."""
+def interval_dots(records: list[dict], strategies: list[str], tasks: list[str], title: str,
+                  name=None, figures_dir=None):
+    """Each strategy's test metric, one panel per task: the mean over seeds (dot), its 95% interval
+    over seeds and test items (line, ``analysis.interval``) and each seed (small grey dots). Dots,
+    not bars: the axis can zoom on the differences without a truncated bar misleading the eye."""
+    from ..experiments.analysis import interval
+
     df = pd.DataFrame(records)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1, 3.8), squeeze=False)
+    styles = series_styles(strategies)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.0 * len(tasks) + 1.2, 0.45 * len(strategies) + 1.4),
+                             squeeze=False, sharey=True)
     for ax, task in zip(axes[0], tasks):
         sub = df[(df.task == task) & df.strategy.isin(strategies)]
-        stats = sub.groupby("strategy").value.agg(["mean", "std"]).reindex(strategies)
-        x = np.arange(len(strategies))
-        ax.bar(x, stats["mean"], yerr=stats["std"].fillna(0), capsize=4,
-               color=[PALETTE[i % len(PALETTE)] for i in range(len(strategies))], alpha=0.8)
-        for i, strategy in enumerate(strategies):
-            values = sub[sub.strategy == strategy].value
-            ax.plot([i] * len(values), values, "k.", ms=4)
-        lo = np.nanmin(stats["mean"] - stats["std"].fillna(0))
-        hi = np.nanmax(stats["mean"] + stats["std"].fillna(0))
-        ax.set_ylim(max(0, lo - 0.05), min(1, hi + 0.03))
-        ax.set_xticks(x, strategies, rotation=30, ha="right", fontsize=8)
+        for y, strategy in enumerate(strategies):
+            runs = sub[sub.strategy == strategy]
+            if runs.empty:
+                continue
+            mean, low, high = interval(runs.value.tolist(), int(runs.n_test.iloc[0]))
+            ax.plot([low, high], [y, y], color=styles[strategy]["color"], lw=2.5, solid_capstyle="butt")
+            ax.plot([mean], [y], "o", color=styles[strategy]["color"], ms=7)
+            ax.plot(runs.value, [y] * len(runs), ".", color="0.35", ms=4)
+        ax.set_yticks(range(len(strategies)), strategies, fontsize=8)
+        percent_axis(ax, "x")
+        ax.set_xlabel(sub.metric.iloc[0].replace("_", " ") if len(sub) else "")
         ax.set_title(task)
-        ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
-    fig.suptitle(title)
+    axes[0][0].invert_yaxis()  # the first strategy on top (the panels share the axis: invert once)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(fig, name, figures_dir)
 
@@ -227,8 +276,9 @@ def cost_vs_quality(records: list[dict], tasks: list[str], n_per_class: int, tit
             ax.errorbar(max(row.seconds, 1e-3), row["mean"], yerr=row["std"], fmt=style["marker"], capsize=3,
                         color=style["color"], ms=7, label=strategy)
         ax.set_xscale("log")
+        percent_axis(ax)
         ax.set_xlabel("training seconds (2 CPU cores, log scale)")
-        ax.set_ylabel(sub.metric.iloc[0] if len(sub) else "")
+        ax.set_ylabel(sub.metric.iloc[0].replace("_", " ") if len(sub) else "")
         ax.set_title(f"{task}, {n_per_class} examples per class")
     fig.suptitle(title)
     fig.tight_layout()
@@ -237,24 +287,31 @@ def cost_vs_quality(records: list[dict], tasks: list[str], n_per_class: int, tit
 
 
 def forgetting_chart(table: pd.DataFrame, title: str, name=None, figures_dir=None):
-    """Topic metric after stage 1 and after stage 2 per sequential variant (mean +/- std over
-    seeds); the drop between the two bars is what the topic task forgot."""
-    stats = table.groupby("strategy", sort=False)[["after_topic", "after_sentiment", "forgetting"]].agg(["mean", "std"])
-    stats = stats.fillna(0)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    x = np.arange(len(stats))
-    for offset, stage, label in ((-0.2, "after_topic", "topic after stage 1 (topic)"),
-                                 (0.2, "after_sentiment", "topic after stage 2 (+ sentiment)")):
-        ax.bar(x + offset, stats[(stage, "mean")], 0.4, yerr=stats[(stage, "std")], capsize=4, label=label,
-               color=PALETTE[0] if offset < 0 else PALETTE[1], alpha=0.85)
-    for i, (mean, std) in enumerate(zip(stats[("forgetting", "mean")], stats[("forgetting", "std")])):
-        ax.annotate(f"forgot {100 * mean:.1f} ± {100 * std:.1f} pts", (i, stats[("after_topic", "mean")].iloc[i]),
-                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
-    ax.set_xticks(x, [s.replace("sequential_", "") for s in stats.index])
-    ax.set_ylabel("topic accuracy (test subset)")
-    low = float(np.nanmin(stats[("after_sentiment", "mean")] - stats[("after_sentiment", "std")]))
-    ax.set_ylim(max(0, low - 0.1), 1.0)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title)
+    """Topic accuracy after stage 1 (topic) and after stage 2 (+ sentiment, topic head frozen)
+    per sequential variant: two dots joined by an arrow, each with its 95% interval over seeds;
+    the label gives the change with the interval of the per-seed differences."""
+    from ..experiments.analysis import interval
+
+    variants = list(dict.fromkeys(table.strategy))
+    fig, ax = plt.subplots(figsize=(6.4, 0.7 * len(variants) + 1.4))
+    for y, variant in enumerate(variants):
+        rows = table[table.strategy == variant]
+        before, after = interval(rows.after_topic.tolist()), interval(rows.after_sentiment.tolist())
+        for offset, (mean, low, high), colour, label in ((-0.12, before, PALETTE[0], "after stage 1 (topic)"),
+                                                         (0.12, after, PALETTE[1], "after stage 2 (+ sentiment)")):
+            ax.plot([low, high], [y + offset] * 2, color=colour, lw=2.5, label=label if y == 0 else None)
+            ax.plot([mean], [y + offset], "o", color=colour, ms=7)
+        change = interval((rows.after_sentiment - rows.after_topic).tolist())
+        ax.annotate(f"change {100 * change[0]:+.1f} pts (95% CI {100 * change[1]:+.1f} to {100 * change[2]:+.1f}, "
+                    f"{len(rows)} seeds)", (max(before[2], after[2]), y), textcoords="offset points",
+                    xytext=(8, -3), fontsize=8)
+    ax.set_yticks(range(len(variants)), [v.replace("sequential_", "stage 2: ") for v in variants], fontsize=8)
+    ax.invert_yaxis()
+    percent_axis(ax, "x")
+    low, high = ax.get_xlim()
+    ax.set_xlim(low, high + 0.9 * (high - low))  # room for the labels, right of every interval
+    ax.set_xlabel("topic accuracy (test subset)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, name, figures_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..experiments.analysis import percent_cell, summarize
+from ..experiments.analysis import paired, percent_cell, summarize
 from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 from .readme import TARGETS
@@ -51,7 +51,7 @@ CITATIONS = {
 # Published numbers whose primary source is not named in references.PUBLISHED (model papers cited).
 UNTRACED = ("ag_news_full_distilbert", "ag_news_full_roberta_large")
 
-STRATEGIES_03 = ("zero_shot", "nearest_centroid", "label_prior", "frozen_backbone", "self_training", "top1_unfrozen", "top2_unfrozen",
+STRATEGIES_03 = ("majority_class", "zero_shot", "nearest_centroid", "label_prior", "frozen_backbone", "self_training", "top1_unfrozen", "top2_unfrozen",
                  "full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6", "lp_ft", "lora", "setfit",
                  "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
 STRATEGY_NOTES = {  # the registry's own summaries, plus the peer and the sequential variants
@@ -189,7 +189,7 @@ def task3(records: list[dict] | None) -> dict | None:
                              "lower_ms": f"{1000 * r['top2_lower_forward_s']:.0f}"}
                  if r["strategy"] == "top2_step_ratio" and "top2_lower_forward_s" in r else None}
                 for r in records if r["task"] == "cache_benchmark"]
-    records = [r for r in records if r["task"] in TASK_METRIC]
+    all_records, records = records, [r for r in records if r["task"] in TASK_METRIC]
     strategies = [s for s in STRATEGIES_03 if any(r["strategy"] == s for r in records)]
     strategies += [s for s in _ordered(r["strategy"] for r in records) if s not in strategies]
     sizes = _sizes([r for r in records if r["strategy"] != "zero_shot" and r["n_per_class"] != 0])
@@ -221,21 +221,22 @@ def task3(records: list[dict] | None) -> dict | None:
     for k in sizes:
         for task in ("topic", "sentiment"):
             # the sequential variants answer another question (forgetting), not "what to train at k"
-            ranked = sorted(((c, s) for s in strategies if s != "zero_shot" and not s.startswith("sequential_")
+            ranked = sorted(((c, s) for s in strategies if s not in ("zero_shot", "majority_class")
+                             and not s.startswith("sequential_")
                              and (c := final(s, task, k))),
                             key=lambda pair: -pair[0]["mean"])
             if not ranked:
                 continue
-            (best, name), runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+            (best, name) = ranked[0]
             labelled_only = next((pair for pair in ranked
                                   if not (pair[1] in STRATEGIES and STRATEGIES[pair[1]].reads_unlabeled)), None)
             seconds = [r["train_seconds"] for r in records if matches(r, best["source"]["where"])]
+            ties = [other for _, other in ranked[1:]
+                    if (d := paired(records, name, other, task, k)) and d["verdict"] == "tie"]
             recommendations.append({
                 "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": name, "cell": best,
                 "n_test": count(best["n_test"]), "train_seconds": f"{_mean(seconds):.0f}",
-                "runner_up": runner[1] if runner else "–",
-                "gap": f"{100 * (best['mean'] - runner[0]['mean']):.1f}" if runner else "–",
-                "candidates": len(ranked),
+                "ties": ", ".join(ties) if len(ties) <= 3 else f"{len(ties)} strategies", "candidates": len(ranked),
                 "labelled_only": "–" if labelled_only is None or labelled_only[1] == name
                 else f"{labelled_only[1]} {labelled_only[0]['text']}"})
 
@@ -277,14 +278,18 @@ def task3(records: list[dict] | None) -> dict | None:
                                               "text": percent_cell(mean, std, len(drops))}})
     seeds_at = {}  # size -> seeds run there
     for r in records:
-        if r["strategy"] != "zero_shot":
+        if r["strategy"] not in ("zero_shot", "majority_class"):
             seeds_at.setdefault(r["n_per_class"], set()).add(r["seed"])
     seeds = set().union(*seeds_at.values())
     most = max(len(s) for s in seeds_at.values())
     many_seeds_up_to = max(k for k, s in seeds_at.items() if k is not None and len(s) == most)
     fewer = [len(s) for k, s in seeds_at.items() if k is None or k > many_seeds_up_to]
     finetuned = [r["n_per_class"] for r in records if r["strategy"] == "full_finetune" and r["n_per_class"]]
+    from .answers import markdown_to_typst
+    from .findings import freezing_findings
+
     return {"file": f"results/{file}.json", "sizes": [size_label(k) for k in sizes], "tables": tables,
+            "findings": markdown_to_typst(freezing_findings(all_records)),
             "recommendations": recommendations, "costs": costs, "forgetting": forgetting,
             "seeds": len(seeds), "many_seeds_up_to": many_seeds_up_to, "seeds_above": min(fewer, default=most),
             "finetune_max": max(finetuned, default=None), "speedups": speedups,

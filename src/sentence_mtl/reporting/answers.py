@@ -1,0 +1,233 @@
+"""The README's ``## Answers``: one paragraph per question, each number read from ``results/``.
+
+A reviewer reads these first, so every claim follows the records: an interval with each
+headline number, "ahead" only when a paired difference's 95% interval excludes zero, a tie
+otherwise, and the majority class beside classification scores. ``tools/update_readme.py``
+writes the block; ``tests/test_readme.py`` fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..config import REPO_ROOT
+from ..experiments.analysis import Z95, interval, interval_text, paired, points, summarize
+from ..references import PUBLISHED
+
+ANSWERS_START, ANSWERS_END = "<!-- answers:start -->", "<!-- answers:end -->"
+CLASSIFICATION = ("topic", "sentiment")
+
+
+def spearman_interval(rho: float, n: int) -> tuple[float, float, float]:
+    """Spearman's rho and its 95% interval by Fisher's z with the standard error 1.06 / sqrt(n - 3)
+    (Fieller, Hartley and Pearson 1957)."""
+    z, half = math.atanh(rho), Z95 * 1.06 / math.sqrt(n - 3)
+    return rho, math.tanh(z - half), math.tanh(z + half)
+
+
+def _verdict(d: dict | None, b: str) -> str:
+    """``against B: +2.1 points (95% CI +0.4 to +3.8), ahead``: the paired difference and its verdict."""
+    if d is None:
+        return f"against {b}: not run on the same seeds"
+    verdict = {"ahead": "ahead", "behind": "behind", "tie": "a tie"}[d["verdict"]]
+    return (f"against {b}: {100 * d['mean']:+.1f} points (95% CI {100 * d['low']:+.1f} to "
+            f"{100 * d['high']:+.1f}), {verdict}")
+
+
+def _values(records, strategy, task, k=None, key="value"):
+    return [r[key] for r in records if r["strategy"] == strategy and r["task"] == task
+            and r.get("n_per_class") == k and not r.get("stage") and r.get(key) is not None]
+
+
+def _ci(records, strategy, task, k=None) -> str:
+    values = _values(records, strategy, task, k)
+    if not values:
+        return "not run"
+    n_test = next(r["n_test"] for r in records if r["strategy"] == strategy and r["task"] == task)
+    return interval_text(*interval(values, n_test))
+
+
+def embeddings(records: list[dict]) -> str:
+    by = {(r["task"], r["strategy"]): r for r in records if r["task"] in ("sts", "parity", "throughput")}
+    parity, sts = by.get(("parity", "ours_vs_sentence_transformers")), by.get(("sts", "mean_pooling"))
+    if not (parity and sts):
+        return "Not yet run."
+    rho = interval_text(*spearman_interval(sts["value"], sts["n_test"]), unit="")
+    text = (f"Yes, they match: our pooling and L2 norm give the vectors of `sentence-transformers` to within "
+            f"{parity['value']:.1e} (largest absolute difference over {parity['n_test']} sentences). Mean pooling "
+            f"reaches a Spearman of {rho} on STS-B test ({sts['n_test']:,} pairs; published "
+            f"{points(PUBLISHED['stsb_minilm_spearman'][0])}), against "
+            f"{points(by[('sts', 'max_pooling')]['value'])} for max pooling and "
+            f"{points(by[('sts', 'cls_pooling')]['value'])} for the CLS token. ")
+    probes = []
+    for task in CLASSIFICATION:
+        for k in (8, None):
+            d = paired(records, "frozen_minilm_logreg", "tfidf_logreg", task, k)
+            if d:
+                probes.append(f"{task} with {'8 labels per class' if k else 'every label'} "
+                              f"{_ci(records, 'frozen_minilm_logreg', task, k)}, " + _verdict(d, "TF-IDF"))
+    if probes:
+        text += "As features for a logistic regression (official test sets): " + "; ".join(probes) + ". "
+    st, int8 = by.get(("throughput", "sentence_transformers")), by.get(("throughput", "ours_int8"))
+    if st and int8 and ("sts", "int8_mean") in by:
+        text += (f"Dynamic int8 encodes {int8['value'] / st['value']:.2f}x as many sentences per second as "
+                 f"`sentence-transformers` in the same run, at a Spearman of {points(by[('sts', 'int8_mean')]['value'])}.")
+    return text
+
+
+def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[dict] | None) -> str:
+    parts = []
+    if trained:
+        floor = {r["task"]: r.get("full_test_value") for r in freezing or [] if r["strategy"] == "majority_class"}
+        cells = [f"{r['task']} {r['metric'].replace('_', ' ')} {interval_text(*interval([r['value']], r['n_test']))}"
+                 + (f" (majority class {points(floor[r['task']])}%)" if floor.get(r["task"]) is not None else "")
+                 for r in trained]
+        parts.append("One shared encoder and one linear head per task (`multitask.MultiTaskModel`). The model "
+                     "`make train` saves scores, on the full official test sets: " + "; ".join(cells) + ".")
+    if joint:
+        by = {(r["task"], r["strategy"]): r for r in joint}
+        airline, floor = by.get(("airline", "joint_heads_frozen_encoder")), by.get(("airline", "majority_class"))
+        if airline and floor:
+            parts.append(f"A third task is one name in the task list: an airline head on the frozen encoder reaches "
+                         f"{interval_text(*interval([airline['value']], airline['n_test']))} against "
+                         f"{points(floor['value'])}% for the majority class, because mean pooling dilutes the one "
+                         "token that names the airline.")
+    return " ".join(parts) or "Not yet run."
+
+
+def freezing(records: list[dict] | None) -> str:
+    if not records:
+        return "Not yet run."
+    compared = [r for r in records if r["task"] in CLASSIFICATION and not r.get("stage")
+                and r["strategy"] not in ("zero_shot", "majority_class")]
+    sentences = []
+    for task in CLASSIFICATION:
+        rows = []
+        for k in (8, 64, 512):
+            at_k = [r for r in compared if r["task"] == task and r["n_per_class"] == k]
+            if not at_k:
+                continue
+            table = summarize(at_k, by=("strategy",))
+            top = table.sort_values("mean", ascending=False).iloc[0]
+            ties = [s for s in table.strategy if s != top.strategy
+                    and (d := paired(compared, top.strategy, s, task, k)) and d["verdict"] == "tie"]
+            named = ", ".join(f"`{s}`" for s in ties) if len(ties) <= 4 else f"{len(ties)} others"
+            rows.append(f"{k}/class `{top.strategy}` {_ci(compared, top.strategy, task, k)}"
+                        + (f", tied with {named}" if ties else ", ahead of every other strategy"))
+        if rows:
+            sentences.append(f"On {task}, the leader (highest mean over seeds) at " + "; at ".join(rows) + ".")
+    staged = [r for r in records if r.get("stage") == "after_sentiment" and r["task"] == "topic"]
+    text = ("Freezing the whole network trains nothing: the pretrained geometry must already separate the "
+            "classes, and class centroids plus each label's description (the label prior) cost one encoding "
+            "pass. Freezing the backbone trains only the heads, in seconds on cached vectors, and keeps one "
+            "encoder valid for every task. Training the encoder costs a forward and backward pass per step; "
+            "fitting the heads first (LP-FT) keeps random heads from sending noise into it. " + " ".join(sentences))
+    if staged:
+        from ..experiments.analysis import forgetting
+
+        lost = forgetting(records)
+        lost = lost[lost.strategy == "sequential_trainable_backbone"]["forgetting"].tolist()
+        if lost:
+            mean, low, high = interval(lost)
+            lead = ("A frozen head does not protect its task once the encoder under it moves" if low > 0 else
+                    f"Whether a frozen head protects its task while the encoder moves is not settled by {len(lost)} seeds")
+            text += (f" {lead}: training the encoder for sentiment with the topic head frozen changed topic accuracy "
+                     f"by {-100 * mean:+.1f} points (95% CI {-100 * high:+.1f} to {-100 * low:+.1f}); with the backbone "
+                     "frozen as well, it cannot change at all.")
+    return text + " A tie: the paired 95% interval of the difference holds zero (every strategy on the same test items)."
+
+
+def training_loop(records: list[dict] | None) -> str:
+    if not records:
+        return "Not yet run."
+    runs = [r for r in records if r["task"] in CLASSIFICATION]
+    configs = [s for s in dict.fromkeys(r["strategy"] for r in runs) if not s.startswith("single_task")]
+    chosen = None
+    if all(r.get("validation_metric") is not None for r in runs if r["strategy"] in configs):
+        means = {s: sum(r["validation_metric"] for r in runs if r["strategy"] == s) /
+                 max(1, sum(1 for r in runs if r["strategy"] == s)) for s in configs}
+        chosen = max(means, key=means.get) if means else None
+    if chosen is None:
+        return ("Sampling and weighting compared in notebook 04; this version's records carry no validation "
+                "scores to choose a configuration by.")
+    text = (f"Chosen on validation data (mean of both tasks' validation metric over seeds): `{chosen}`. On the test "
+            f"subsets it reaches topic {_ci(runs, chosen, 'topic', _k(runs, chosen, 'topic'))} and sentiment "
+            f"{_ci(runs, chosen, 'sentiment', _k(runs, chosen, 'sentiment'))}. ")
+    versus = []
+    for task in CLASSIFICATION:
+        single = f"single_task_{task}"
+        d = _paired_across(runs, chosen, single, task)
+        versus.append(f"on {task}, " + _verdict(d, "a single-task model of equal compute"))
+    return text + "; ".join(versus) + "."
+
+
+def _k(runs, strategy, task):
+    return next((r["n_per_class"] for r in runs if r["strategy"] == strategy and r["task"] == task), None)
+
+
+def _paired_across(runs, a, b, task):
+    """Paired by seed between two configurations that may record different ``n_per_class``."""
+    k = _k(runs, a, task)
+    aligned = [dict(r, n_per_class=k) if r["strategy"] == b else r for r in runs if r["task"] == task]
+    return paired(aligned, a, b, task, k)
+
+
+def retrieval(records: list[dict] | None) -> str:
+    if not records:
+        return "Not yet run."
+    ndcg = [r for r in records if r["metric"] == "ndcg@10"]
+    tuned = [r["value"] for r in ndcg if r["strategy"] == "finetuned_mnrl"]
+    base = {r["strategy"]: r["value"] for r in ndcg if r["strategy"] in ("bm25", "pretrained")}
+    if not tuned or len(base) < 2:
+        return "Not yet run."
+    mean, low, high = interval(tuned)
+    verdict = ("ahead of" if low > base["bm25"] else "behind" if high < base["bm25"] else "tied with")
+    return (f"Fine-tuning the encoder on SciFact's training claims (MultipleNegativesRankingLoss, one epoch) "
+            f"moves NDCG@10 on the {ndcg[0]['n_test']} test queries from {points(base['pretrained'])} (pretrained) "
+            f"to {interval_text(mean, low, high)} over {len(tuned)} seeds, {verdict} BM25 measured here "
+            f"({points(base['bm25'])}; published {points(PUBLISHED['scifact_bm25_ndcg10'][0])}, Thakur et al. 2021). "
+            "The interval covers the seeds only; the queries are fixed.")
+
+
+def answer_sections(results_dir: Path = REPO_ROOT / "results") -> list[tuple[str, str]]:
+    """(question, answer in Markdown) for each task and retrieval: the README's answers and the
+    report's executive summary."""
+    import json
+
+    def load(stem):
+        path = results_dir / f"{stem}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    return [
+        ("1 · Embeddings: do ours match, and how good are they?", embeddings(load("01_sentence_embeddings") or [])),
+        ("2 · Multi-task heads: does one encoder serve several tasks?", heads(load("train_multitask"),
+                                                                           load("03_freezing_strategies"),
+                                                                           load("02_multitask_heads"))),
+        ("3 · What to freeze, and how to transfer?", freezing(load("03_freezing_strategies"))),
+        ("4 · The multi-task loop: which sampling and weighting?", training_loop(load("04_training_loop"))),
+        ("Retrieval: does fine-tuning beat BM25?", retrieval(load("05_retrieval_finetuning"))),
+    ]
+
+
+def answers_block(results_dir: Path = REPO_ROOT / "results") -> str:
+    body = "\n\n".join(f"**{title}** {text}" for title, text in answer_sections(results_dir))
+    return f"{ANSWERS_START}\n{body}\n{ANSWERS_END}"
+
+
+def markdown_to_typst(markdown: str) -> str:
+    """The little Markdown the answers and findings use (code, bold, italic, bullets) as Typst
+    markup, every other character Typst reads as markup escaped."""
+    import re
+
+    parts = markdown.split("`")
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # inside backticks: raw text in both languages
+            out.append(f"`{part}`")
+            continue
+        part = re.sub(r"([#$@<>\\_~])", r"\\\1", part)
+        part = re.sub(r"(?<!\*)\*(?![*\s])(.+?)(?<![*\s])\*(?!\*)", r"_\1_", part)  # *italic*
+        part = re.sub(r"\*\*(.+?)\*\*", r"*\1*", part)  # **bold**
+        out.append(part.replace("//", "/\\/"))
+    return "".join(out)

@@ -1,0 +1,38 @@
+"""The analysis layer's intervals: a paired difference is judged by its own interval."""
+
+import math
+
+from sentence_mtl.experiments.analysis import interval, paired
+from sentence_mtl.reporting.answers import spearman_interval
+
+
+def record(strategy, seed, value, n_test=800):
+    return {"task": "topic", "strategy": strategy, "seed": seed, "n_per_class": 8, "value": value, "n_test": n_test}
+
+
+def test_interval_of_one_run_is_the_binomial_interval():
+    mean, low, high = interval([0.9], n_test=10_000)
+    assert mean == 0.9 and math.isclose(high - mean, 1.959964 * math.sqrt(0.9 * 0.1 / 10_000))
+
+
+def test_interval_widens_with_seed_spread():
+    tight = interval([0.80, 0.801, 0.802], n_test=800)
+    loose = interval([0.70, 0.80, 0.90], n_test=800)
+    assert (loose[2] - loose[1]) > 5 * (tight[2] - tight[1])
+
+
+def test_paired_difference_pairs_by_seed_and_calls_ties():
+    records = [record("a", s, 0.80 + 0.05 * s) for s in range(3)] + [record("b", s, 0.78 + 0.05 * s) for s in range(3)]
+    d = paired(records, "a", "b", "topic", 8)
+    assert math.isclose(d["mean"], 0.02) and d["seeds"] == 3
+    # the seed effect (+5 points per seed) cancels in the pairs; the verdict rests on the item noise
+    assert d["verdict"] == "tie"  # 2 points on 800 items is inside the interval
+    big = [record("a", s, 0.90) for s in range(3)] + [record("b", s, 0.80) for s in range(3)]
+    assert paired(big, "a", "b", "topic", 8)["verdict"] == "ahead"
+    assert paired(big, "b", "a", "topic", 8)["verdict"] == "behind"
+    assert paired(big, "a", "missing", "topic", 8) is None
+
+
+def test_spearman_interval_is_asymmetric_inside_minus_one_to_one():
+    rho, low, high = spearman_interval(0.95, 100)
+    assert -1 < low < rho < high < 1 and (high - rho) < (rho - low)
