@@ -23,6 +23,7 @@ from sentence_mtl.data import DataSource, TASKS, airline_split, load_task, strat
 from sentence_mtl.multitask import MultiTaskModel
 from sentence_mtl.experiments.grids import HEADS_GRIDS, grid_for
 from sentence_mtl.experiments.store import RunStore, backbone_digest, content_digest
+from sentence_mtl.reporting.architecture import architecture_figure
 from sentence_mtl.results import Recorder
 
 profile = get_profile()
@@ -33,7 +34,8 @@ recorder = Recorder("02_multitask_heads", profile, {"model": DEFAULT_MODEL, "pro
                     is_sample=source.is_sample)
 print(f"profile: {profile.name}" + ("   ** hand-written SAMPLE data **" if source.is_sample else ""))
 model = MultiTaskModel.from_encoder_name(DEFAULT_MODEL, ["topic", "sentiment"], seed=0)
-model
+architecture_figure({t: len(TASKS[t].label_names) for t in ("topic", "sentiment", "airline")},
+                    name="02_architecture", figures_dir=FIGURES);
 
 # %% [markdown]
 # ## Parameters per part

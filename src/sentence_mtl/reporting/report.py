@@ -25,6 +25,7 @@ from ..config import REPO_ROOT
 from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from .answers import answer_sections, markdown_to_typst
+from .readme import majority_floors
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
 
@@ -38,18 +39,34 @@ STEMS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies
 RECORD_KEYS = ("experiment", "task", "strategy", "metric", "value")
 
 
-FIGURE_CAPTIONS = {
-    "01_stsb_pooling": "STS-B test: Spearman correlation of cosine similarity by encoder and pooling.",
-    "01_linear_probe_learning_curves": "Linear probes on frozen sentence vectors against TF-IDF, by training examples per class (mean and spread over seeds).",
-    "01_ag_news_projections": "AG News test sentences, projected to two dimensions, coloured by topic.",
-    "01_similarity_heatmap": "Cosine similarities between example sentences (mean pooling).",
-    "01_throughput": "Encoding throughput on the same texts: sentence-transformers, ours in fp32 and in int8.",
-    "04_training_curves": "One multi-task run: training loss per task and validation metrics by step.",
-    "04_sampling_weighting": "Task sampling and loss weighting: test metrics per configuration over seeds.",
-    "04_multitask_vs_single": "Multi-task against single-task models at equal compute.",
-    "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets).",
-    "05_length_distribution": "SciFact: token lengths of claims and abstracts.",
-    "05_scifact_ndcg": "SciFact test NDCG@10: BM25, the pretrained encoder and the fine-tuned encoders.",
+FIGURE_CAPTIONS = {  # each says what to see
+    "01_stsb_pooling": "STS-B test, Spearman × 100 by encoder and pooling, bars from zero: compare each "
+                       "bar with the published score (dashed line).",
+    "01_linear_probe_learning_curves": "Linear probes on frozen sentence vectors against TF-IDF, by labelled examples "
+                                       "per class: how the gap between the two changes as labels grow.",
+    "01_ag_news_projections": "AG News test sentences projected to two dimensions, coloured by topic: how far the "
+                              "pretrained space already groups the topics, and which ones overlap.",
+    "01_similarity_heatmap": "Cosine similarities between example sentences: paraphrases against unrelated "
+                             "sentences.",
+    "01_throughput": "Encoding throughput on the same texts: ours in fp32 and int8 against sentence-transformers.",
+    "02_architecture": "The multi-task model (left) and what each family of strategies trains or freezes (right).",
+    "03_learning_curves": "Test metric by labelled examples per class, one panel per family of strategies, one colour "
+                          "per strategy throughout: compare heights across a column; bands are ± one std over seeds.",
+    "03_cost_vs_quality": "Training seconds (log scale) against the test metric at one data size: up and to the left "
+                          "is better; bars are ± one std over seeds.",
+    "03_forgetting": "Topic accuracy before and after a sentiment stage with the topic head frozen: dots are means, "
+                     "lines 95% intervals over seeds; the label gives the change and its interval.",
+    "04_training_curves": "One multi-task run: training loss per task (left) and validation metrics by step (right); "
+                          "the dashed mean picks the checkpoint.",
+    "04_sampling_weighting": "Task sampling and loss weighting: mean test metric (dot), 95% interval (line) and seeds "
+                             "(grey); overlapping intervals mean the configurations are not separated.",
+    "04_multitask_vs_single": "Multi-task against single-task models given the same steps: mean, 95% interval and seeds.",
+    "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets): "
+                             "the off-diagonal cells show which classes it confuses.",
+    "05_length_distribution": "SciFact: token lengths of claims and abstracts, against the 256-token window the "
+                              "encoder reads.",
+    "05_scifact_ndcg": "SciFact test NDCG@10 (%): BM25, the pretrained encoder and the fine-tuned encoders "
+                       "(bars from zero, ± std over seeds).",
 }
 
 
@@ -145,7 +162,8 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
         "task2": task2(get("02_multitask_heads")) if get("02_multitask_heads") else None,
         "task3": task3(get("03_freezing_strategies")),
         "task4": task4(get("04_training_loop")) if get("04_training_loop") else None,
-        "trained": trained_model(get("train_multitask")) if get("train_multitask") else None,
+        "trained": trained_model(get("train_multitask"), majority_floors(Path(results_dir)))
+        if get("train_multitask") else None,
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
         "subsets": subsets(results),
         "published": [published(key) for key in PUBLISHED],
