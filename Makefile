@@ -74,6 +74,8 @@ train: setup  ## train the chosen multi-task configuration -> models/multitask/,
 	@echo "==> [$$(date +%H:%M:%S)] scoring on the official test sets"
 	$(VENV)/bin/sentence-mtl evaluate --model models/multitask --task topic --record results/train_multitask.json
 	$(VENV)/bin/sentence-mtl evaluate --model models/multitask --task sentiment --record results/train_multitask.json
+	@echo "==> [$$(date +%H:%M:%S)] sample predictions and confusions"
+	$(PY) tools/show_predictions.py --model models/multitask --output results/train_predictions.json
 	$(PY) tools/update_readme.py
 
 retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile, runs recomputed) -> models/retrieval/best

@@ -38,7 +38,8 @@ def is_empty(folder: Path) -> bool:
 
 
 def execute(stem: str, env: dict) -> float:
-    """Run one notebook in place; its wall seconds (kernel start included). Progress bars are
+    """Run one notebook in place, no cell time limit (a cold study cell runs for hours); its wall
+    seconds (kernel start included). Progress bars are
     off (``TQDM_DISABLE``) and widget state is dropped: a committed notebook shows results only.
     The notebook's metadata records the package fingerprint it ran with (``sentence_mtl.fingerprint``)."""
     fingerprint = package_fingerprint()
@@ -47,7 +48,7 @@ def execute(stem: str, env: dict) -> float:
         raise SystemExit(f"notebook {path} is missing: nothing to execute")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                    "--ExecutePreprocessor.timeout=7200", str(path)], env={**env, "TQDM_DISABLE": "1"}, check=True)
+                    "--ExecutePreprocessor.timeout=-1", str(path)], env={**env, "TQDM_DISABLE": "1"}, check=True)
     seconds = time.perf_counter() - start
     if package_fingerprint() != fingerprint:
         raise SystemExit(f"the package's source changed while {stem} ran: its outputs mix two versions; run it again")

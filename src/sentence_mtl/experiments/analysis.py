@@ -112,6 +112,14 @@ def paired(records: list[dict], a: str, b: str, task: str, k) -> dict | None:
             "same_items": ra[seeds[0]].get("n_test") == rb[seeds[0]].get("n_test")}
 
 
+def same_test_items(records: list[dict]) -> bool:
+    """Whether every record of each task was scored on one test set (the same number of items)."""
+    sizes: dict[str, set] = {}
+    for r in records:
+        sizes.setdefault(r["task"], set()).add(r.get("n_test"))
+    return all(len(n) == 1 for n in sizes.values())
+
+
 def points(value: float) -> str:
     """A fraction as percent with one decimal: 0.8234 -> '82.3'."""
     return f"{100 * value:.1f}"

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from ..config import REPO_ROOT
-from ..experiments.analysis import Z95, interval, interval_text, paired, points, summarize
+from ..experiments.analysis import Z95, interval, interval_text, paired, points, same_test_items, summarize
 from ..references import PUBLISHED
 
 ANSWERS_START, ANSWERS_END = "<!-- answers:start -->", "<!-- answers:end -->"
@@ -135,7 +135,10 @@ def freezing(records: list[dict] | None) -> str:
             text += (f" {lead}: training the encoder for sentiment with the topic head frozen changed topic accuracy "
                      f"by {-100 * mean:+.1f} points (95% CI {-100 * high:+.1f} to {-100 * low:+.1f}); with the backbone "
                      "frozen as well, it cannot change at all.")
-    return text + " A tie: the paired 95% interval of the difference holds zero (every strategy on the same test items)."
+    items = ("every strategy on the same test items" if same_test_items(compared) else
+             "frozen strategies on the full test sets, the others on stratified subsets, so their item noise is "
+             "counted as independent")
+    return text + f" A tie: the paired 95% interval of the difference holds zero ({items})."
 
 
 def training_loop(records: list[dict] | None) -> str:
@@ -149,8 +152,8 @@ def training_loop(records: list[dict] | None) -> str:
                  max(1, sum(1 for r in runs if r["strategy"] == s)) for s in configs}
         chosen = max(means, key=means.get) if means else None
     if chosen is None:
-        return ("Sampling and weighting compared in notebook 04; this version's records carry no validation "
-                "scores to choose a configuration by.")
+        return ("Not answered from the current records: `results/04_training_loop.json` holds no validation scores "
+                "to choose a configuration by (re-execute notebook 04).")
     text = (f"Chosen on validation data (mean of both tasks' validation metric over seeds): `{chosen}`. On the test "
             f"subsets it reaches topic {_ci(runs, chosen, 'topic', _k(runs, chosen, 'topic'))} and sentiment "
             f"{_ci(runs, chosen, 'sentiment', _k(runs, chosen, 'sentiment'))}. ")

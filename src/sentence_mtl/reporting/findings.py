@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..experiments.analysis import paired
+from ..experiments.analysis import paired, same_test_items
 from ..references import value as published
 
 TOPIC, SENTIMENT = "topic", "sentiment"
@@ -207,8 +207,10 @@ def freezing_findings(records: list[dict]) -> str:
     runs = Runs(records)
     majority = {t: runs.pct("majority_class", t, None, spread=False) for t in (TOPIC, SENTIMENT)}
     lines = ["*(Rendered from the records above: topic is AG News accuracy (majority class "
-             f"{majority[TOPIC]}), sentiment TweetEval macro recall (majority class {majority[SENTIMENT]}); every "
-             "strategy on the same stratified test subsets; mean ± std over seeds; a comparison is the paired "
+             f"{majority[TOPIC]}), sentiment TweetEval macro recall (majority class {majority[SENTIMENT]}); "
+             + ("every strategy on the same stratified test subsets" if same_test_items(runs.records) else
+                "frozen strategies on the full test sets, the others on stratified subsets")
+             + "; mean ± std over seeds; a comparison is the paired "
              "difference in points, positive when the first strategy is ahead, with its 95% interval over seeds "
              "and test items, and called a tie when that interval holds zero.)*", ""]
     lines += _frozen(runs) + _self_training(runs) + _encoder(runs) + _sequential(records)

@@ -72,9 +72,11 @@ def freezing_tables(records: list[dict]) -> str:
     n_test = {}
     for r in compared:
         n_test.setdefault(r["task"], set()).add(r["n_test"])
-    lines += ["", "Test metric by labelled examples per class (0: zero-shot), mean ± std over seeds, every strategy "
-              "scored on the same stratified subsets of the official test sets (" + ", ".join(
-                  f"{t}: {min(v):,} items" for t, v in n_test.items()) + "); `majority_class` is the floor. "
+    scored = ("every strategy scored on the same stratified subsets of the official test sets (" if all(
+        len(v) == 1 for v in n_test.values()) else "frozen strategies scored on the full test sets, the others on "
+        "stratified subsets (") + ", ".join(f"{t}: {min(v):,} items" for t, v in n_test.items()) + ")"
+    lines += ["", "Test metric by labelled examples per class (0: zero-shot), mean ± std over seeds, " + scored
+              + "; `majority_class`, where present, is the floor. "
               "`train s`: median training seconds at 32 per class (2 CPU cores). self_training alone also reads "
               "the unlabeled rest of the training set (labels hidden)."]
     for task, metric in (("topic", "accuracy"), ("sentiment", "macro recall")):
@@ -164,6 +166,32 @@ def trained_model_table(records: list[dict], floors: dict[str, float] | None = N
     return "\n".join(lines)
 
 
+def _cell_text(text: str, width: int = 90) -> str:
+    text = " ".join(text.split()).replace("|", "/")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def predictions_table(reports: list[dict]) -> str:
+    """The saved model on real test items (``tools/show_predictions.py``): right and wrong predictions
+    drawn at random, with probabilities, and its most frequent confusions."""
+    lines = ["### The trained model at work (`results/train_predictions.json`)", "",
+             "Test items drawn at random among the right and among the wrong predictions of the model `make train` "
+             "saves, with the probability it gives its answer:", "",
+             "| task | text | gold | predicted (probability) | |", "|---|---|---|---|---|"]
+    for report in reports:
+        for item in report["examples"]:
+            lines.append(f"| {report['task']} | {_cell_text(item['text'])} | {item['gold']} | {item['predicted']} "
+                         f"({100 * item['probability']:.0f}%) | {'right' if item['correct'] else 'wrong'} |")
+    lines += ["", "Where it errs most (share of the gold class sent to the wrong class; the two mistakes it is "
+                  "surest of):", ""]
+    for report in reports:
+        for c in report["confusions"]:
+            shown = "; ".join(f"\"{_cell_text(e['text'], 80)}\" ({100 * e['probability']:.0f}%)" for e in c["examples"])
+            lines.append(f"- {report['task']}: *{c['gold']}* read as *{c['predicted']}*: {c['count']:,} items, "
+                         f"{100 * c['share_of_gold']:.1f}% of {c['gold']}. E.g. {shown}")
+    return "\n".join(lines)
+
+
 def retrieval_table(records: list[dict]) -> str:
     table = summarize(records, by=("strategy", "metric"))
     table["cell"] = [percent_cell(m, s, n) for m, s, n in zip(table["mean"], table["std"], table["seeds"])]
@@ -226,7 +254,8 @@ def train_throughput_table(record: dict) -> str:
 SECTIONS = (("01_sentence_embeddings", embeddings_tables), ("03_freezing_strategies", freezing_tables),
             ("study_speedups", study_speedups_table), ("train_throughput", train_throughput_table),
             ("04_training_loop", training_loop_tables),
-            ("train_multitask", trained_model_table), ("05_retrieval_finetuning", retrieval_table))
+            ("train_multitask", trained_model_table), ("train_predictions", predictions_table),
+            ("05_retrieval_finetuning", retrieval_table))
 NEEDS_FLOORS = {"train_multitask"}  # tables that put the majority class beside their scores
 
 

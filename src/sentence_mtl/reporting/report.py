@@ -166,9 +166,33 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
         if get("train_multitask") else None,
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
         "subsets": subsets(results),
+        "predictions": predictions(Path(results_dir) / "train_predictions.json"),
         "published": [published(key) for key in PUBLISHED],
         "figures": figures(figures_dir, root),
     }
+
+
+def predictions(path: Path) -> list[dict] | None:
+    """``tools/show_predictions.py``'s sample of the saved model's test predictions, shortened for a table."""
+    if not path.is_file():
+        return None
+    try:
+        reports = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path} is not valid JSON ({e}). Run `make train` again, or remove the file.") from e
+
+    def short(text, width=110):
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    return [{"task": r["task"], "n_test": count(r["n_test"]),
+             "examples": [{"text": short(e["text"]), "gold": e["gold"], "predicted": e["predicted"],
+                           "probability": f"{100 * e['probability']:.0f}%", "correct": e["correct"]}
+                          for e in r["examples"]],
+             "confusions": [{"gold": c["gold"], "predicted": c["predicted"], "count": count(c["count"]),
+                             "share": f"{100 * c['share_of_gold']:.1f}%",
+                             "example": short(c["examples"][0]["text"], 90) if c["examples"] else ""}
+                            for c in r["confusions"]]} for r in reports]
 
 
 def _encoder_params(results) -> str:

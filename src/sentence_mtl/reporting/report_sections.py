@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..experiments.analysis import paired, percent_cell, summarize
+from ..experiments.analysis import paired, percent_cell, same_test_items, summarize
 from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 
@@ -289,6 +289,7 @@ def task3(records: list[dict] | None) -> dict | None:
 
     return {"file": f"results/{file}.json", "sizes": [size_label(k) for k in sizes], "tables": tables,
             "findings": markdown_to_typst(freezing_findings(all_records)),
+            "same_items": same_test_items([r for r in records if not r.get("stage") and r["strategy"] != "zero_shot"]),
             "recommendations": recommendations, "costs": costs, "forgetting": forgetting,
             "seeds": len(seeds), "many_seeds_up_to": many_seeds_up_to, "seeds_above": min(fewer, default=most),
             "finetune_max": max(finetuned, default=None), "speedups": speedups,
