@@ -171,6 +171,16 @@ def _cell_text(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# What the examples of a confusion show, for the confusions these examples were read for; another
+# confusion gets no explanation rather than a stale one.
+WHY = {("topic", "Business", "Sci/Tech"): "stories about technology companies and products fit both "
+                                          "classes",
+       ("topic", "Sci/Tech", "Business"): "stock, earnings and economy stories about technology firms",
+       ("sentiment", "neutral", "negative"): "tweets about sad or divisive events state no sentiment of their own, "
+                                             "and the model reads the event's tone as the author's",
+       ("sentiment", "neutral", "positive"): "greetings, lists of favourites and wishes read as positive"}
+
+
 def predictions_table(reports: list[dict]) -> str:
     """The saved model on real test items (``tools/show_predictions.py``): right and wrong predictions
     drawn at random, with probabilities, and its most frequent confusions."""
@@ -187,8 +197,10 @@ def predictions_table(reports: list[dict]) -> str:
     for report in reports:
         for c in report["confusions"]:
             shown = "; ".join(f"\"{_cell_text(e['text'], 80)}\" ({100 * e['probability']:.0f}%)" for e in c["examples"])
+            why = WHY.get((report["task"], c["gold"], c["predicted"]))
             lines.append(f"- {report['task']}: *{c['gold']}* read as *{c['predicted']}*: {c['count']:,} items, "
-                         f"{100 * c['share_of_gold']:.1f}% of {c['gold']}. E.g. {shown}")
+                         f"{100 * c['share_of_gold']:.1f}% of {c['gold']}" + (f" ({why})" if why else "")
+                         + f". E.g. {shown}")
     return "\n".join(lines)
 
 
