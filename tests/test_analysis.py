@@ -36,3 +36,21 @@ def test_paired_difference_pairs_by_seed_and_calls_ties():
 def test_spearman_interval_is_asymmetric_inside_minus_one_to_one():
     rho, low, high = spearman_interval(0.95, 100)
     assert -1 < low < rho < high < 1 and (high - rho) < (rho - low)
+
+
+def test_strategy_families_group_by_kind_and_put_peers_last():
+    from sentence_mtl.strategies import families
+
+    grouped = families(["label_prior", "frozen_backbone", "top2_unfrozen", "lp_ft", "setfit"])
+    assert list(grouped) == ["whole network frozen", "backbone frozen", "top blocks trained", "whole encoder trained"]
+    assert grouped["whole encoder trained"] == ["lp_ft", "setfit"]
+
+
+def test_figures_draw_from_records(tmp_path):
+    from sentence_mtl.reporting import plots
+    from sentence_mtl.reporting.architecture import architecture_figure
+
+    architecture_figure({"topic": 4, "sentiment": 3}, name="arch", figures_dir=tmp_path)
+    records = [record(s, seed, 0.8 + 0.01 * seed) | {"metric": "accuracy"} for s in ("a", "b") for seed in range(3)]
+    plots.interval_dots(records, ["a", "b"], ["topic"], "t", name="dots", figures_dir=tmp_path)
+    assert (tmp_path / "arch.png").stat().st_size > 1000 and (tmp_path / "dots.png").stat().st_size > 1000
