@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-# Real data folder: ../shared/data when it exists (CI sets it too); see data/README.md.
+# Real data folder: a shared/data folder beside the checkout when it exists (CI sets it too); see data/README.md.
 # Without one, the smoke profile falls back to the hand-written data/sample/.
 ifneq ($(wildcard ../shared/data),)
 export SENTENCE_MTL_DATA ?= $(abspath ../shared/data)

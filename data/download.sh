@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Download the published datasets into the layout of ../shared/data/INDEX.md (needs internet;
+# Download the published datasets into the data-folder layout of data/README.md (needs internet;
 # the development machines cannot reach these hosts, so this script is kept small and obvious).
 # Usage: bash data/download.sh [TARGET_DIR]   then: export SENTENCE_MTL_DATA=TARGET_DIR
 #
-# Differences from ../shared/data (see each PROVENANCE.md there): here AG News train.csv is the
+# Differences from the shared data folder (see each dataset's PROVENANCE.md there): here AG News train.csv is the
 # full 120k canonical file and TweetEval train is the published 45,615-tweet file, so numbers
 # trained on them are not the committed ones. The script records the sha256 of every file it
 # fetched in TARGET_DIR/checksums.sha256, which the loaders then verify on every load.

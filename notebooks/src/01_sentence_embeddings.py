@@ -300,7 +300,7 @@ plots.bar_chart(list(speed), [r["sentences_per_second"] for r in speed.values()]
 int8_speedup = speed["ours_int8"]["sentences_per_second"] / speed["ours_fp32"]["sentences_per_second"]
 int8_loss = 100 * (sts["mean_pooling"] - sts["int8_mean"])
 print(f"ours vs sentence-transformers: {speed['ours_fp32']['ratio_vs_sentence_transformers']:.2f}x")
-print(f"int8 vs fp32: {int8_speedup:.2f}x faster (this repository's target >= 1.5x, docs/design.md); "
+print(f"int8 vs fp32: {int8_speedup:.2f}x faster (our own target >= 1.5x); "
       f"STS-B Spearman {sts['int8_mean'] * 100:.2f} vs {sts['mean_pooling'] * 100:.2f}, "
       f"{int8_loss:.2f} points lower (target <= 0.5)")
 

@@ -177,15 +177,14 @@ ranking.sort_values("mean validation", ascending=False)
 # %%
 from IPython.display import Markdown
 
-from sentence_mtl.experiments.analysis import paired
+from sentence_mtl.experiments.analysis import VERDICT_WORDS, paired
 
 everything = recorder.records
 
 
 def versus(a, b, task):
     d = paired(everything, a, b, task, n_per_class[task])
-    verdict = {"ahead": "ahead", "behind": "behind", "tie": "a tie"}[d["verdict"]]
-    return f"{100 * d['mean']:+.1f} pts [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], {verdict}"
+    return f"{100 * d['mean']:+.1f} pts [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], {VERDICT_WORDS[d['verdict']]}"
 
 
 sizes = {t: len(sources[t]) for t in sources}

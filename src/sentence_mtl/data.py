@@ -1,7 +1,7 @@
 """Task specs and loaders for every dataset, read in their own published formats.
 
-The data folder (``SENTENCE_MTL_DATA`` or ``--data-dir``) has the layout of
-``../shared/data/INDEX.md``. Every file is checked against a sha256 manifest before it is
+The data folder (``SENTENCE_MTL_DATA`` or ``--data-dir``) has the layout its own ``INDEX.md``
+describes. Every file is checked against a sha256 manifest before it is
 parsed (:mod:`sentence_mtl.data_folder`), and every problem is a :class:`DataError` that names the file, the line, and the fix.
 The hand-written ``data/sample/`` folder is used only by the ``smoke`` profile when no real
 data folder is configured; anything computed on it is flagged ``is_sample``.

@@ -80,12 +80,26 @@ def _item_variance(rate: float, n_test: int | None) -> float:
     return rate * (1 - rate) / n_test if n_test else 0.0
 
 
+def _seed_half(values: list[float]) -> float:
+    """Half-width of the 95% t-interval of the mean of ``values`` (0 for a single value)."""
+    n = len(values)
+    return _t95(n) * pd.Series(values).std(ddof=1) / n ** 0.5 if n > 1 else 0.0
+
+
+def verdict(low: float, high: float, reference: float = 0.0) -> str:
+    """"ahead" when the interval lies above ``reference``, "behind" when below, else "tie"."""
+    return "ahead" if low > reference else "behind" if high < reference else "tie"
+
+
+VERDICT_WORDS = {"ahead": "ahead", "behind": "behind", "tie": "a tie"}  # a verdict as prose
+AGAINST_WORDS = {"ahead": "ahead of", "behind": "behind", "tie": "tied with"}  # "... <words> BM25"
+
+
 def interval(values: list[float], n_test: int | None = None) -> tuple[float, float, float]:
     """(mean, low, high): the mean over seeds and its 95% interval (seeds and test items)."""
     values = [float(v) for v in values]
     mean = sum(values) / len(values)
-    seed_half = _t95(len(values)) * pd.Series(values).std(ddof=1) / len(values) ** 0.5 if len(values) > 1 else 0.0
-    half = (seed_half ** 2 + Z95 ** 2 * _item_variance(mean, n_test)) ** 0.5
+    half = (_seed_half(values) ** 2 + Z95 ** 2 * _item_variance(mean, n_test)) ** 0.5
     return mean, mean - half, mean + half
 
 
@@ -101,15 +115,12 @@ def paired(records: list[dict], a: str, b: str, task: str, k) -> dict | None:
         return None
     diffs = [ra[s]["value"] - rb[s]["value"] for s in seeds]
     mean = sum(diffs) / len(diffs)
-    seed_half = _t95(len(diffs)) * pd.Series(diffs).std(ddof=1) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
     n_test = min(ra[seeds[0]].get("n_test") or 0, rb[seeds[0]].get("n_test") or 0) or None
     items = _item_variance(sum(ra[s]["value"] for s in seeds) / len(seeds), n_test) + \
         _item_variance(sum(rb[s]["value"] for s in seeds) / len(seeds), n_test)
-    half = (seed_half ** 2 + Z95 ** 2 * items) ** 0.5
+    half = (_seed_half(diffs) ** 2 + Z95 ** 2 * items) ** 0.5
     low, high = mean - half, mean + half
-    verdict = "ahead" if low > 0 else "behind" if high < 0 else "tie"
-    return {"mean": mean, "low": low, "high": high, "seeds": len(seeds), "verdict": verdict,
-            "same_items": ra[seeds[0]].get("n_test") == rb[seeds[0]].get("n_test")}
+    return {"mean": mean, "low": low, "high": high, "seeds": len(seeds), "verdict": verdict(low, high)}
 
 
 def same_test_items(records: list[dict]) -> bool:
@@ -120,11 +131,12 @@ def same_test_items(records: list[dict]) -> bool:
     return all(len(n) == 1 for n in sizes.values())
 
 
-def points(value: float) -> str:
-    """A fraction as percent with one decimal: 0.8234 -> '82.3'."""
-    return f"{100 * value:.1f}"
+def majority_floors(records: list[dict]) -> dict[str, float]:
+    """Each task's majority-class score on its full official test set (notebook 03's records)."""
+    return {r["task"]: r["full_test_value"] for r in records
+            if r["strategy"] == "majority_class" and r.get("full_test_value") is not None}
 
 
 def interval_text(mean: float, low: float, high: float, unit: str = "%") -> str:
     """``82.3% (95% CI 81.1-83.5)``; ``unit=""`` for a correlation."""
-    return f"{points(mean)}{unit} (95% CI {points(low)}–{points(high)})"
+    return f"{percent_cell(mean)}{unit} (95% CI {percent_cell(low)}–{percent_cell(high)})"

@@ -12,7 +12,9 @@ import math
 from pathlib import Path
 
 from ..config import REPO_ROOT
-from ..experiments.analysis import Z95, interval, interval_text, paired, points, same_test_items, summarize
+from ..experiments.analysis import (AGAINST_WORDS, VERDICT_WORDS, Z95, interval, interval_text, majority_floors, paired, percent_cell,
+                                   same_test_items, summarize, verdict)
+from .findings import Runs
 from ..references import PUBLISHED
 
 ANSWERS_START, ANSWERS_END = "<!-- answers:start -->", "<!-- answers:end -->"
@@ -30,18 +32,12 @@ def _verdict(d: dict | None, b: str) -> str:
     """``against B: +2.1 points (95% CI +0.4 to +3.8), ahead``: the paired difference and its verdict."""
     if d is None:
         return f"against {b}: not run on the same seeds"
-    verdict = {"ahead": "ahead", "behind": "behind", "tie": "a tie"}[d["verdict"]]
     return (f"against {b}: {100 * d['mean']:+.1f} points (95% CI {100 * d['low']:+.1f} to "
-            f"{100 * d['high']:+.1f}), {verdict}")
-
-
-def _values(records, strategy, task, k=None, key="value"):
-    return [r[key] for r in records if r["strategy"] == strategy and r["task"] == task
-            and r.get("n_per_class") == k and not r.get("stage") and r.get(key) is not None]
+            f"{100 * d['high']:+.1f}), {VERDICT_WORDS[d['verdict']]}")
 
 
 def _ci(records, strategy, task, k=None) -> str:
-    values = _values(records, strategy, task, k)
+    values = Runs(records).values(strategy, task, k)
     if not values:
         return "not run"
     n_test = next(r["n_test"] for r in records if r["strategy"] == strategy and r["task"] == task)
@@ -58,8 +54,8 @@ def embeddings(records: list[dict]) -> str:
             f"{parity['value']:.1e} (largest absolute difference over {parity['n_test']} sentences). Mean pooling "
             f"reaches a Spearman of {rho} on STS-B test ({sts['n_test']:,} pairs; published "
             f"{100 * PUBLISHED['stsb_minilm_spearman'][0]:.2f}), against "
-            f"{points(by[('sts', 'max_pooling')]['value'])} for max pooling and "
-            f"{points(by[('sts', 'cls_pooling')]['value'])} for the CLS token. ")
+            f"{percent_cell(by[('sts', 'max_pooling')]['value'])} for max pooling and "
+            f"{percent_cell(by[('sts', 'cls_pooling')]['value'])} for the CLS token. ")
     probes = []
     for task in CLASSIFICATION:
         for k in (8, None):
@@ -76,7 +72,7 @@ def embeddings(records: list[dict]) -> str:
         text += (f"Dynamic int8 encodes {int8['value'] / st['value']:.2f}x as many sentences per second as "
                  f"`sentence-transformers` in the same run and {ratio:.2f}x as many as our fp32 encoder (our own "
                  f"target, 1.5x: {'met' if ratio >= 1.5 else 'missed'}), at a Spearman of "
-                 f"{points(by[('sts', 'int8_mean')]['value'])}.")
+                 f"{percent_cell(by[('sts', 'int8_mean')]['value'])}.")
     return text
 
 
@@ -84,9 +80,9 @@ def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[d
           predictions: list[dict] | None = None) -> str:
     parts = []
     if trained:
-        floor = {r["task"]: r.get("full_test_value") for r in freezing or [] if r["strategy"] == "majority_class"}
+        floor = majority_floors(freezing or [])
         cells = [f"{r['task']} {r['metric'].replace('_', ' ')} {interval_text(*interval([r['value']], r['n_test']))}"
-                 + (f" (majority class {points(floor[r['task']])}%)" if floor.get(r["task"]) is not None else "")
+                 + (f" (majority class {percent_cell(floor[r['task']])}%)" if floor.get(r["task"]) is not None else "")
                  for r in trained]
         parts.append("One shared encoder and one linear head per task (`multitask.MultiTaskModel`). The model "
                      "`make train` saves scores, on the full official test sets: " + "; ".join(cells) + ".")
@@ -100,7 +96,7 @@ def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[d
         if airline and floor:
             parts.append(f"A third task is one name in the task list: an airline head on the frozen encoder reaches "
                          f"{interval_text(*interval([airline['value']], airline['n_test']))} against "
-                         f"{points(floor['value'])}% for the majority class, because mean pooling dilutes the one "
+                         f"{percent_cell(floor['value'])}% for the majority class, because mean pooling dilutes the one "
                          "token that names the airline.")
     return " ".join(parts) or "Not yet run."
 
@@ -197,11 +193,11 @@ def retrieval(records: list[dict] | None) -> str:
     if not tuned or len(base) < 2:
         return "Not yet run."
     mean, low, high = interval(tuned)
-    verdict = ("ahead of" if low > base["bm25"] else "behind" if high < base["bm25"] else "tied with")
+    against = AGAINST_WORDS[verdict(low, high, base["bm25"])]
     return (f"Fine-tuning the encoder on SciFact's training claims (MultipleNegativesRankingLoss, one epoch) "
-            f"moves NDCG@10 on the {ndcg[0]['n_test']} test queries from {points(base['pretrained'])} (pretrained) "
-            f"to {interval_text(mean, low, high, unit='')} over {len(tuned)} seeds, {verdict} BM25 measured here "
-            f"({points(base['bm25'])}; published {points(PUBLISHED['scifact_bm25_ndcg10'][0])}, Thakur et al. 2021). "
+            f"moves NDCG@10 on the {ndcg[0]['n_test']} test queries from {percent_cell(base['pretrained'])} (pretrained) "
+            f"to {interval_text(mean, low, high, unit='')} over {len(tuned)} seeds, {against} BM25 measured here "
+            f"({percent_cell(base['bm25'])}; published {percent_cell(PUBLISHED['scifact_bm25_ndcg10'][0])}, Thakur et al. 2021). "
             "The interval covers the seeds only; the queries are fixed.")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..experiments.analysis import paired, same_test_items
+from ..experiments.analysis import VERDICT_WORDS, paired, same_test_items
 from ..references import value as published
 
 TOPIC, SENTIMENT = "topic", "sentiment"
@@ -59,8 +59,8 @@ class Runs:
         d = paired(self.records, a, b, task, k)
         if d is None:
             return "not measured"
-        verdict = {"ahead": "ahead", "behind": "behind", "tie": "a tie"}[d["verdict"]]
-        return f"{_signed(100 * d['mean'])} points, 95% CI {_signed(100 * d['low'])} to {_signed(100 * d['high'])}: {verdict}"
+        return (f"{_signed(100 * d['mean'])} points, 95% CI {_signed(100 * d['low'])} to {_signed(100 * d['high'])}: "
+                f"{VERDICT_WORDS[d['verdict']]}")
 
     def sizes(self, *strategies: str, task: str = TOPIC) -> list:
         return [k for k in SIZES if all(self.values(s, task, k) for s in strategies)]

@@ -25,7 +25,7 @@ from ..config import REPO_ROOT
 from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from .answers import answer_sections, markdown_to_typst
-from .readme import majority_floors
+from .readme import majority_floors, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
 
@@ -181,17 +181,13 @@ def predictions(path: Path) -> list[dict] | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ReportError(f"{path} is not valid JSON ({e}). Run `make train` again, or remove the file.") from e
 
-    def short(text, width=110):
-        text = " ".join(text.split())
-        return text if len(text) <= width else text[: width - 1] + "…"
-
     return [{"task": r["task"], "n_test": count(r["n_test"]),
-             "examples": [{"text": short(e["text"]), "gold": e["gold"], "predicted": e["predicted"],
+             "examples": [{"text": shorten(e["text"], 110), "gold": e["gold"], "predicted": e["predicted"],
                            "probability": f"{100 * e['probability']:.0f}%", "correct": e["correct"]}
                           for e in r["examples"]],
              "confusions": [{"gold": c["gold"], "predicted": c["predicted"], "count": count(c["count"]),
                              "share": f"{100 * c['share_of_gold']:.1f}%",
-                             "example": short(c["examples"][0]["text"], 90) if c["examples"] else ""}
+                             "example": shorten(c["examples"][0]["text"]) if c["examples"] else ""}
                             for c in r["confusions"]]} for r in reports]
 
 

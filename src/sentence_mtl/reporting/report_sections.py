@@ -12,7 +12,7 @@ from ..experiments.analysis import paired, percent_cell, same_test_items, summar
 from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 
-# Facts about the data (not results): from ../shared/data/*/PROVENANCE.md, as summarised in
+# Facts about the data (not results): from each dataset folder's PROVENANCE.md, as summarised in
 # data/README.md; tests/test_report.py checks each one is stated there.
 DATA_FACTS = {
     "ag_news_classes": 4,
