@@ -165,12 +165,19 @@ def training_loop(records: list[dict] | None) -> str:
     text = (f"Chosen on validation data (mean of both tasks' validation metric over seeds): `{chosen}`. On the test "
             f"subsets it reaches topic {_ci(runs, chosen, 'topic', _k(runs, chosen, 'topic'))} and sentiment "
             f"{_ci(runs, chosen, 'sentiment', _k(runs, chosen, 'sentiment'))}. ")
+    base = "proportional+equal"
+    verdicts = [(s, t, _paired_across(runs, s, base, t)) for s in configs if s != base for t in CLASSIFICATION]
+    separated = [f"`{s}` on {t} ({d['verdict']})" for s, t, d in verdicts if d and d["verdict"] != "tie"]
+    text += (f"Against `{base}`, " + (f"{len(verdicts) - len(separated)} of {len(verdicts)} (configuration, task) "
+             "differences tie; separated: " + ", ".join(separated) + ". " if separated else
+             f"every other sampling and weighting scheme ties on both tasks ({len(verdicts)} paired differences): "
+             "at this size and number of seeds the scheme does not measurably matter. "))
     versus = []
     for task in CLASSIFICATION:
         single = f"single_task_{task}"
         d = _paired_across(runs, chosen, single, task)
         versus.append(f"on {task}, " + _verdict(d, "a single-task model of equal compute"))
-    return text + "; ".join(versus) + "."
+    return text + "The multi-task model, " + "; ".join(versus) + "."
 
 
 def _k(runs, strategy, task):
