@@ -140,3 +140,10 @@ def majority_floors(records: list[dict]) -> dict[str, float]:
 def interval_text(mean: float, low: float, high: float, unit: str = "%") -> str:
     """``82.3% (95% CI 81.1-83.5)``; ``unit=""`` for a correlation."""
     return f"{percent_cell(mean)}{unit} (95% CI {percent_cell(low)}–{percent_cell(high)})"
+
+
+def training_seconds(records: list[dict]) -> float:
+    """Seconds of training the records hold, each run counted once: a run that trains two tasks
+    writes one record per task with the same ``train_seconds``. A lower bound on recomputing them
+    (encoding, evaluation and kernel starts come on top)."""
+    return sum({r["train_seconds"] for r in records if r.get("train_seconds")})
