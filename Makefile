@@ -11,7 +11,7 @@ endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train retrieval serve clean lab sync-notebooks
+.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train robustness retrieval serve clean lab sync-notebooks
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -76,6 +76,10 @@ train: setup  ## train the chosen multi-task configuration -> models/multitask/,
 	$(VENV)/bin/sentence-mtl evaluate --model models/multitask --task sentiment --record results/train_multitask.json
 	@echo "==> [$$(date +%H:%M:%S)] sample predictions and confusions"
 	$(PY) tools/show_predictions.py --model models/multitask --output results/train_predictions.json
+	$(PY) tools/update_readme.py
+
+robustness: setup  ## the model `make train` saved, in and out of domain, against the frozen encoder, and WiSE-FT (~15 min)
+	$(PY) -m sentence_mtl.experiments.robustness --model models/multitask --output results/robustness.json
 	$(PY) tools/update_readme.py
 
 retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile, runs recomputed) -> models/retrieval/best

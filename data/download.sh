@@ -9,7 +9,7 @@
 # fetched in TARGET_DIR/checksums.sha256, which the loaders then verify on every load.
 set -euo pipefail
 T="${1:-data/raw}"
-mkdir -p "$T"/{ag_news,tweeteval_sentiment,stsb,scifact_beir/qrels,twitter_us_airline_sentiment}
+mkdir -p "$T"/{ag_news,tweeteval_sentiment,stsb,scifact_beir/qrels,twitter_us_airline_sentiment,uci_sentiment_sentences}
 get() { echo "  $2"; curl -fsSL --retry 3 -o "$T/$2" "$1"; }
 
 AG=https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv
@@ -27,6 +27,23 @@ unzip -oq "$T/scifact.zip" -d "$T" && cp -r "$T/scifact/"* "$T/scifact_beir/" &&
 
 get https://raw.githubusercontent.com/Riccocez/Sentiment-Classifier/9113f9c2347ed2f56bcc293aa2de74b7d0db0c3a/Tweets.csv \
     twitter_us_airline_sentiment/Tweets_repaired.csv
+
+# UCI Sentiment Labelled Sentences (out-of-domain evaluation only): the three files, then test.csv
+curl -fsSL -o "$T/uci.zip" https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sentences.zip
+unzip -ojq "$T/uci.zip" 'sentiment labelled sentences/*_labelled.txt' -d "$T/uci_sentiment_sentences" && rm "$T/uci.zip"
+python3 - "$T/uci_sentiment_sentences" <<'PY'
+import csv, sys
+from pathlib import Path
+folder = Path(sys.argv[1])
+with open(folder / "test.csv", "w", newline="", encoding="utf-8") as out:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["text", "sentiment", "source"])
+    for source in ("amazon_cells", "imdb", "yelp"):
+        for line in (folder / f"{source}_labelled.txt").read_text(encoding="utf-8").split("\n"):
+            if line:
+                text, label = line.split("\t")
+                writer.writerow([text.rstrip(), ("negative", "positive")[int(label)], source.split("_")[0]])
+PY
 
 (cd "$T" && find . -type f \( -name '*.csv' -o -name '*.txt' -o -name '*.tsv' -o -name '*.jsonl' \) \
     ! -name checksums.sha256 | sed 's|^\./||' | sort | xargs sha256sum > checksums.sha256)

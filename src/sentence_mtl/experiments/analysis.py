@@ -147,3 +147,18 @@ def training_seconds(records: list[dict]) -> float:
     writes one record per task with the same ``train_seconds``. A lower bound on recomputing them
     (encoding, evaluation and kernel starts come on top)."""
     return sum({r["train_seconds"] for r in records if r.get("train_seconds")})
+
+
+def bootstrap(statistics: dict, n_items: int, reps: int = 1000, seed: int = 0) -> dict:
+    """Each statistic (a function of an index array) on the same ``reps`` resamples of the items,
+    drawn with replacement: paired, so differences between two models' draws give the interval
+    of their difference."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    draws = {name: np.empty(reps) for name in statistics}
+    for r in range(reps):
+        idx = rng.integers(0, n_items, n_items)
+        for name, statistic in statistics.items():
+            draws[name][r] = statistic(idx)
+    return draws

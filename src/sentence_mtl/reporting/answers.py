@@ -77,7 +77,7 @@ def embeddings(records: list[dict]) -> str:
 
 
 def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[dict] | None,
-          predictions: list[dict] | None = None) -> str:
+          predictions: list[dict] | None = None, robustness: dict | None = None) -> str:
     parts = []
     if trained:
         floor = majority_floors(freezing or [])
@@ -90,6 +90,10 @@ def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[d
         worst = [f"{100 * r['confusions'][0]['share_of_gold']:.0f}% of *{r['confusions'][0]['gold']}* {r['task']} items "
                  f"read as *{r['confusions'][0]['predicted']}*" for r in predictions if r["confusions"]]
         parts.append("Its most frequent confusions: " + "; ".join(worst) + " (examples in the results below).")
+    if trained and robustness:
+        from .robustness import out_of_domain_answer
+
+        parts.append(out_of_domain_answer(robustness))
     if joint:
         by = {(r["task"], r["strategy"]): r for r in joint}
         airline, floor = by.get(("airline", "joint_heads_frozen_encoder")), by.get(("airline", "majority_class"))
@@ -221,7 +225,7 @@ def answer_sections(results_dir: Path = REPO_ROOT / "results") -> list[tuple[str
         ("1 · Embeddings: do ours match, and how good are they?", embeddings(load("01_sentence_embeddings") or [])),
         ("2 · Multi-task heads: does one encoder serve several tasks?", heads(
             load("train_multitask"), load("03_freezing_strategies"), load("02_multitask_heads"),
-            load("train_predictions"))),
+            load("train_predictions"), load("robustness"))),
         ("3 · What to freeze, and how to transfer?", freezing(load("03_freezing_strategies"))),
         ("4 · The multi-task loop: which sampling and weighting?", training_loop(load("04_training_loop"))),
         ("Retrieval: does fine-tuning beat BM25?", retrieval(load("05_retrieval_finetuning"))),

@@ -13,6 +13,8 @@ from ..config import REPO_ROOT
 from ..experiments import analysis
 from ..experiments.analysis import forgetting, percent_cell, summarize
 from ..references import PUBLISHED
+from .benchmark_tables import int8_table, study_speedups_table, train_throughput_table
+from .robustness import robustness_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 RUNTIME_START, RUNTIME_END = "<!-- runtime:start -->", "<!-- runtime:end -->"
@@ -231,43 +233,11 @@ def retrieval_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def study_speedups_table(records: list[dict]) -> str:
-    """The levers that could shorten notebook 03, and what both together would leave of the run."""
-    by_lever = {r["strategy"]: r for r in records}
-    lines = ["### Shortening notebook 03 (`results/study_speedups.json`, `benchmarks/study_speedups.py`)", "",
-             f"Full fine-tuning steps of the study ({records[0]['config']['n_texts']} AG News texts, batch "
-             f"{records[0]['config']['batch_size']}), each lever against the study's loop in the same run.", "",
-             "| lever | steps/s | × study's loop | padding share of batch tokens |", "|---|---|---|---|"]
-    names = {"study_loop": "study's loop (1 process × 2 threads, random batches)",
-             "parallel_seeds": "seeds in parallel (2 processes × 1 thread)",
-             "length_grouped": "length-grouped batches (1 process × 2 threads)"}
-    for lever, name in names.items():
-        r = by_lever[lever]
-        lines.append(f"| {name} | {r['value']:.2f} | {r['speedup']:.2f}x | {100 * r['padding_share']:.0f}% |")
-    lines += ["", "Applied: length-grouped batches, in the study's loop (`strategy_training.train_steps`) as in "
-                  "`training.Trainer`. Not applied: seeds in parallel, because the numbers a run gives depend "
-                  "on its thread count, and the run store's spot checks compare runs bit for bit."]
-    return "\n".join(lines)
-
-
-def train_throughput_table(record: dict) -> str:
-    """Our training loop against the Hugging Face Trainer, at its default and at its best setting."""
-    speed, ratios = record["sentences_per_second"], record["ratio_ours_over"]
-    names = {"ours": "ours (length-grouped batches)", "hugging_face_trainer": "Trainer, random batches (default)",
-             "hugging_face_trainer_group_by_length": "Trainer, `train_sampling_strategy=\"group_by_length\"`"}
-    lines = ["### Training throughput (`benchmarks/train_throughput.py`, `results/train_throughput.json`)", "",
-             f"Full fine-tuning, {record['n_texts']} AG News texts, batch {record['batch_size']}, max length "
-             f"{record['max_seq_length']}, {record['threads']} threads, median of {record['repeats']} alternated runs in "
-             "one process:", "", "| loop | sentences/s | ours × |", "|---|---|---|"]
-    for key, name in names.items():
-        lines.append(f"| {name} | {speed[key]:.1f} | {'–' if key == 'ours' else f'{ratios[key]:.2f}x'} |")
-    return "\n".join(lines)
-
-
 SECTIONS = (("01_sentence_embeddings", embeddings_tables), ("03_freezing_strategies", freezing_tables),
             ("study_speedups", study_speedups_table), ("train_throughput", train_throughput_table),
             ("04_training_loop", training_loop_tables),
             ("train_multitask", trained_model_table), ("train_predictions", predictions_table),
+            ("robustness", robustness_table), ("int8_onnx", int8_table),
             ("05_retrieval_finetuning", retrieval_table))
 NEEDS_FLOORS = {"train_multitask"}  # tables that put the majority class beside their scores
 

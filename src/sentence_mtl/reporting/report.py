@@ -25,6 +25,7 @@ from ..config import REPO_ROOT
 from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from .answers import answer_sections, markdown_to_typst
+from . import robustness
 from .readme import majority_floors, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
@@ -63,6 +64,9 @@ FIGURE_CAPTIONS = {  # each says what to see
     "04_multitask_vs_single": "Multi-task against single-task models given the same steps: mean, 95% interval and seeds.",
     "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets): "
                              "the off-diagonal cells show which classes it confuses.",
+    "robustness_wise_ft": "WiSE-FT: each point one alpha from the frozen encoder with logistic-regression heads "
+                          "(alpha 0) to the fine-tuned model (alpha 1); in-domain validation (x) against an "
+                          "out-of-domain set (y): up and to the right is better on both.",
     "05_length_distribution": "SciFact: token lengths of claims and abstracts, against the 256-token window the "
                               "encoder reads.",
     "05_scifact_ndcg": "SciFact test NDCG@10 (%): BM25, the pretrained encoder and the fine-tuned encoders "
@@ -124,7 +128,7 @@ def figures(figures_dir: Path, root: Path) -> dict[str, list[dict]]:
     """figures/<prefix>_*.png per notebook, with a caption and a width (% of the text width):
     wide multi-panel figures use the whole width, single plots about two thirds of it."""
     found = {}
-    for prefix in ("01", "02", "03", "04", "05"):
+    for prefix in ("01", "02", "03", "04", "05", "robustness"):
         found[prefix] = []
         known = list(FIGURE_CAPTIONS)  # the notebooks' order; figures not listed come after, by name
         paths = sorted(figures_dir.glob(f"{prefix}_*.png"),
@@ -167,9 +171,14 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
         "subsets": subsets(results),
         "predictions": predictions(Path(results_dir) / "train_predictions.json"),
+        "robustness": robustness.report_data(_json_or_none(Path(results_dir) / "robustness.json")),
         "published": [published(key) for key in PUBLISHED],
         "figures": figures(figures_dir, root),
     }
+
+
+def _json_or_none(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def predictions(path: Path) -> list[dict] | None:
