@@ -11,7 +11,8 @@ endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train robustness retrieval serve clean lab sync-notebooks
+.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train robustness retrieval serve clean lab \
+	sync-notebooks container container-test
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -88,6 +89,26 @@ retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile, run
 
 serve: setup  ## the HTTP service on 127.0.0.1:8000 (needs `make train` and `make retrieval` first)
 	$(VENV)/bin/sentence-mtl serve
+
+# The service as a container image (Containerfile; README.md, "Container image"). CONTAINER=docker works
+# too; CONTAINER_FLAGS are its global flags (e.g. --runtime runc). BASE: the base image, default the
+# Containerfile's python:3.11-slim; without a registry, BASE=localhost/bookworm-python built by
+# tools/container_host_setup.sh. NO_CACHE=1: a cold build. MODELS: the folder holding multitask/ and
+# retrieval/best, mounted read-only. container-test is not part of `make test`: it takes minutes.
+CONTAINER ?= podman
+CONTAINER_FLAGS ?=
+IMAGE ?= sentence-mtl
+BASE ?=
+NO_CACHE ?= 0
+MODELS ?= $(CURDIR)/models
+CONTAINER_ENV = CONTAINER="$(CONTAINER)" CONTAINER_FLAGS="$(CONTAINER_FLAGS)" IMAGE="$(IMAGE)" BASE="$(BASE)" \
+	NO_CACHE="$(NO_CACHE)" MODELS="$(MODELS)"
+
+container:  ## build the service image $(IMAGE) from Containerfile
+	$(CONTAINER_ENV) tools/container_build.sh
+
+container-test:  ## build, run with $(MODELS) mounted, check /health, /predict, a 4xx, non-root, SIGTERM; -> results/container.json
+	$(CONTAINER_ENV) tools/container_test.sh
 
 data:  ## download the published datasets (needs internet); see data/README.md
 	bash data/download.sh "$${SENTENCE_MTL_DATA:-data/raw}"
