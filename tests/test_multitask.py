@@ -83,3 +83,15 @@ def test_save_and_load_round_trip(model, tmp_path):
 def test_loading_a_missing_model_says_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make train"):
         MultiTaskModel.from_pretrained(tmp_path / "nothing")
+
+
+def test_saved_model_is_readable_by_every_user(tiny_model_dir, tmp_path):
+    """A service running as another user (a container's non-root user) must be able to load it."""
+    import os
+    import stat
+
+    MultiTaskModel.from_encoder_name(tiny_model_dir, ["topic"]).save_pretrained(tmp_path / "saved")
+    for root, dirs, files in os.walk(tmp_path / "saved"):
+        assert stat.S_IMODE(os.stat(root).st_mode) & 0o055 == 0o055, root
+        for name in files:
+            assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) & 0o044 == 0o044, name

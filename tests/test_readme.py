@@ -28,6 +28,14 @@ def test_readme_serve_soak_block_is_current():
         "README soak block is stale: run `.venv/bin/python tools/update_readme.py`")
 
 
+def test_readme_container_block_is_current():
+    from sentence_mtl.reporting.benchmark_tables import CONTAINER_END, CONTAINER_START, container_block
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert replace_block(readme, container_block(REPO_ROOT / "results"), CONTAINER_START, CONTAINER_END) == readme, (
+        "README container block is stale: run `.venv/bin/python tools/update_readme.py`")
+
+
 def test_serve_soak_block_states_a_missed_target(tmp_path):
     soak = json.loads((REPO_ROOT / "results" / "serve_soak.json").read_text())
     (tmp_path / "serve_soak.json").write_text(json.dumps({**soak, "health_p95_s": 2.5, "rss_end_over_start": 3.0}))

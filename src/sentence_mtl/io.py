@@ -26,6 +26,17 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def make_readable(folder: str | Path) -> None:
+    """Let every user read a saved model folder (folders 755, files 644 at least). Temporary
+    folders are created 700 and safetensors writes 600: a service running as another user (a
+    container's non-root user, say) could not load the model otherwise."""
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, os.stat(root).st_mode | 0o755)
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, os.stat(path).st_mode | 0o644)
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=1, default=_jsonable) + "\n")

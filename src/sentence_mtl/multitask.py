@@ -177,6 +177,8 @@ class MultiTaskModel(nn.Module):
 
         from safetensors.torch import save_file
 
+        from .io import make_readable
+
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
@@ -186,6 +188,7 @@ class MultiTaskModel(nn.Module):
             config = {"heads": [asdict(s) for s in self.specs.values()],
                       "training_config": self.training_config}
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+            make_readable(tmp)
             if directory.exists():
                 shutil.rmtree(directory)
             tmp.rename(directory)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import DEFAULT_MODEL, REPO_ROOT
 from .data import RetrievalData
-from .io import write_json
+from .io import make_readable, write_json
 
 REGISTRY = REPO_ROOT / "models" / "retrieval"
 
@@ -164,6 +164,7 @@ def register_run(model, metrics: dict, config: dict, registry: Path = REGISTRY, 
     model.save_pretrained(str(tmp))
     write_json(tmp / "metrics.json", metrics)
     write_json(tmp / "run_config.json", config)  # not config.json: that is the model's own
+    make_readable(tmp)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

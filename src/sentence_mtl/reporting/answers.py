@@ -44,7 +44,7 @@ def _ci(records, strategy, task, k=None) -> str:
     return interval_text(*interval(values, n_test))
 
 
-def embeddings(records: list[dict]) -> str:
+def embeddings(records: list[dict], int8_onnx: dict | None = None) -> str:
     by = {(r["task"], r["strategy"]): r for r in records if r["task"] in ("sts", "parity", "throughput")}
     parity, sts = by.get(("parity", "ours_vs_sentence_transformers")), by.get(("sts", "mean_pooling"))
     if not (parity and sts):
@@ -73,7 +73,23 @@ def embeddings(records: list[dict]) -> str:
                  f"`sentence-transformers` in the same run and {ratio:.2f}x as many as our fp32 encoder (our own "
                  f"target, 1.5x: {'met' if ratio >= 1.5 else 'missed'}), at a Spearman of "
                  f"{percent_cell(by[('sts', 'int8_mean')]['value'])}.")
+    if int8_onnx:
+        text += " " + _onnx_sentence(int8_onnx)
     return text
+
+
+def _onnx_sentence(record: dict) -> str:
+    """The fastest int8 variant of ``benchmarks/int8_onnx.py`` that keeps quality, against the target."""
+    rows = record["contenders"]
+    keeps = {k: r for k, r in rows.items() if k != "ours_fp32" and r["spearman_drop"] <= record["max_spearman_drop"]}
+    if not keeps:
+        return "No int8 variant keeps STS-B Spearman within the allowed drop (`benchmarks/int8_onnx.py`)."
+    name, best = max(keeps.items(), key=lambda kv: kv[1]["ratio_vs_ours_fp32"])
+    met = best["ratio_vs_ours_fp32"] >= record["target_ratio"]
+    return (f"The fastest variant that keeps quality (`benchmarks/int8_onnx.py`: ONNX Runtime, "
+            f"{name.replace('onnx_', '').replace('_', ' ')}) reaches {best['ratio_vs_ours_fp32']:.2f}x our fp32 at a "
+            f"Spearman of {percent_cell(best['spearman'])} (target {record['target_ratio']}x: "
+            f"{'met' if met else 'missed'}).")
 
 
 def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[dict] | None,
@@ -222,7 +238,8 @@ def answer_sections(results_dir: Path = REPO_ROOT / "results") -> list[tuple[str
         return json.loads(path.read_text()) if path.is_file() else None
 
     return [
-        ("1 · Embeddings: do ours match, and how good are they?", embeddings(load("01_sentence_embeddings") or [])),
+        ("1 · Embeddings: do ours match, and how good are they?",
+         embeddings(load("01_sentence_embeddings") or [], load("int8_onnx"))),
         ("2 · Multi-task heads: does one encoder serve several tasks?", heads(
             load("train_multitask"), load("03_freezing_strategies"), load("02_multitask_heads"),
             load("train_predictions"), load("robustness"))),

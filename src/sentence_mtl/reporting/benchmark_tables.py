@@ -42,7 +42,8 @@ def int8_table(record: dict) -> str:
     rows = record["contenders"]
     names = {"ours_fp32": "ours, PyTorch fp32", "ours_int8_torch": "ours, PyTorch dynamic int8 (`--int8` today)",
              "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime dynamic int8, per-tensor scales",
-             "onnx_int8_per_channel": "ONNX Runtime dynamic int8, per-channel scales"}
+             "onnx_int8_per_channel": "ONNX Runtime dynamic int8, per-channel scales",
+             "onnx_fused_int8_per_channel": "ONNX Runtime, fused graph, dynamic int8, per-channel scales"}
     lines = ["### Faster encoding: int8 and ONNX Runtime (`benchmarks/int8_onnx.py`, `results/int8_onnx.json`)", "",
              f"{record['n_texts']:,} STS-B test sentences, batch {record['batch_size']}, {record['threads']} threads, "
              f"median of {record['repeats']} alternated runs in one process; same tokenizer, length-sorted batches, "
@@ -51,8 +52,31 @@ def int8_table(record: dict) -> str:
              "points lower Spearman.", "",
              "| encoder | sentences/s | × ours fp32 | Spearman | change | target |", "|---|---|---|---|---|---|"]
     for key, name in names.items():
+        if key not in rows:
+            continue
         r = rows[key]
         lines.append(f"| {name} | {r['sentences_per_second']:.0f} | {r['ratio_vs_ours_fp32']:.2f}x | "
-                     f"{100 * r['spearman']:.2f} | {-100 * r['spearman_drop']:+.2f} | "
+                     f"{100 * r['spearman']:.2f} | {0.0 - 100 * r['spearman_drop'] + 0.0:+.2f} | "
                      f"{'–' if key == 'ours_fp32' else 'met' if r['meets_target'] else 'missed'} |")
     return "\n".join(lines)
+
+
+CONTAINER_START, CONTAINER_END = "<!-- container:start -->", "<!-- container:end -->"
+
+
+def container_block(results_dir) -> str:
+    """What ``make container-test`` measured (``results/container.json``, written by ``tools/container_test.sh``)."""
+    import json
+    from pathlib import Path
+
+    path = Path(results_dir) / "container.json"
+    if not path.is_file():
+        return f"{CONTAINER_START}\nNot measured yet: run `make container-test`.\n{CONTAINER_END}"
+    runs = json.loads(path.read_text())
+    lines = [CONTAINER_START, "| run | image size | build | whole `make container-test` | base, engine, date |",
+             "|---|---|---|---|---|"]
+    for kind, name in (("cold", "cold build (`NO_CACHE=1`)"), ("cached", "layers cached")):
+        if r := runs.get(kind):
+            lines.append(f"| {name} | {r['image_size_mb']:,} MB | {r['build_s']} s | {r['container_test_s']} s | "
+                         f"`{r['base']}`, {r['engine']}, {r['cpus']} CPU cores, {r['date']} |")
+    return "\n".join([*lines, CONTAINER_END])

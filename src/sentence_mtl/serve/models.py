@@ -90,8 +90,12 @@ class Service:
     def __init__(self, multitask_dir, retrieval_dir, limits: ServiceLimits):
         self.multitask_dir, self.retrieval_dir = _check_model_dirs(multitask_dir, retrieval_dir)
         self.limits = limits
-        self.multitask = MultiTaskModel.from_pretrained(self.multitask_dir)
-        self.retrieval = SentenceEncoder.from_pretrained(self.retrieval_dir)
+        try:
+            self.multitask = MultiTaskModel.from_pretrained(self.multitask_dir)
+            self.retrieval = SentenceEncoder.from_pretrained(self.retrieval_dir)
+        except PermissionError as error:
+            raise ModelNotFound(f"cannot read {error.filename or 'a model file'}: the model folders must be readable "
+                                f"by the user the service runs as (e.g. `chmod -R a+rX models`).") from error
         self.multitask_lock, self.retrieval_lock = threading.Lock(), threading.Lock()
         self.versions = {"multitask": model_version(self.multitask_dir),
                          "retrieval": model_version(self.retrieval_dir)}
