@@ -45,7 +45,11 @@ def test_schemathesis_finds_nothing_with_all_default_checks(server):
     """What ``st run URL/openapi.json --max-examples 20 --seed 1`` does: every phase (examples,
     coverage incl. undeclared methods, fuzzing), every default check. Its engine is used directly
     because ``schemathesis.pytest.from_fixture`` fails under pytest 9 (it sets ``node._nodeid``)."""
+    # too_slow is hypothesis timing its own data generation (the readable-text pattern of /similar on a
+    # busy 2-core machine), not a finding about the service: suppressed, as schemathesis advises for
+    # complex schemas; every check on the service's answers stays on.
     config = schemathesis.Config.from_dict({"seed": 1, "generation": {"max-examples": 20},
+                                            "suppress-health-check": ["too_slow"],
                                             "cache": {"enabled": False}})  # no .schemathesis/ replay folder
     api = schemathesis.openapi.from_url(server[0] + "/openapi.json", config=config)
     cases, problems = 0, []

@@ -77,6 +77,39 @@ def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
     return np.stack([bm25.get_scores(tokens(q)) for q in queries])
 
 
+# --------------------------------------------------------------------------- hybrid: BM25 + dense
+
+FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(11))  # the dense share, chosen on validation
+
+
+def min_max_rows(scores: np.ndarray) -> np.ndarray:
+    """Each query's scores mapped onto [0, 1]: BM25 and cosine scores live on different scales."""
+    low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
+    return (scores - low) / np.where(high > low, high - low, 1.0)
+
+
+def fuse_scores(dense: np.ndarray, sparse: np.ndarray, dense_weight: float) -> np.ndarray:
+    """Convex combination of the per-query normalised scores (score fusion; Bruch et al. 2023 find
+    it at least as good as reciprocal-rank fusion when its weight is tuned)."""
+    return dense_weight * min_max_rows(dense) + (1.0 - dense_weight) * min_max_rows(sparse)
+
+
+def reciprocal_rank_fusion(*scores: np.ndarray, k: int = 60) -> np.ndarray:
+    """Sum of 1 / (k + rank) over the rankings (Cormack et al. 2009): no weight to choose."""
+    fused = np.zeros_like(scores[0], dtype=float)
+    for s in scores:
+        ranks = np.argsort(np.argsort(-s, axis=1), axis=1) + 1
+        fused += 1.0 / (k + ranks)
+    return fused
+
+
+def choose_fusion_weight(dense: np.ndarray, sparse: np.ndarray, query_ids: list[str], doc_ids: list[str],
+                         qrels: dict, weights=FUSION_WEIGHTS) -> tuple[float, dict[float, float]]:
+    """The dense weight with the best NDCG@10 on these (validation) queries, and the whole curve."""
+    curve = {w: rank_metrics(fuse_scores(dense, sparse, w), query_ids, doc_ids, qrels)["ndcg@10"] for w in weights}
+    return max(curve, key=lambda w: (curve[w], -abs(w - 0.5))), curve
+
+
 def split_queries(data: RetrievalData, n_val: int, seed: int = 0) -> tuple[RetrievalData, RetrievalData]:
     """A fixed validation set of training queries, for model selection (the test set is not used)."""
     from dataclasses import replace

@@ -30,6 +30,7 @@ STRATEGY_COLOURS = {name: _TAB20[i] for name, i in {
     "lora": 16, "setfit": 14, "zero_shot": 12, "majority_class": 15, "sequential_frozen_backbone": 13,
     "sequential_trainable_backbone": 7, "sequential_lora": 17,
     "frozen_minilm_logreg": 2, "tfidf_logreg": 15, "tfidf": 15, "bm25": 15, "pretrained": 0, "finetuned_mnrl": 6,
+    "hybrid_bm25_pretrained": 1, "hybrid_bm25_finetuned": 9, "rrf_bm25_finetuned": 11,
 }.items()}
 STRATEGY_COLOURS.update({name: PALETTE[i] for i, name in enumerate([  # notebook 04's configurations
     "proportional+equal", "round_robin+equal", "temperature+equal", "annealed+equal", "proportional+static",

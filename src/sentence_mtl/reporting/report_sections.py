@@ -46,6 +46,7 @@ CITATIONS = {
     "tweeteval_bertweet": ["nguyen2020", "barbieri2020"],
     "tweeteval_timelms": ["loureiro2022"],
     "scifact_bm25_ndcg10": ["thakur2021", "wadden2020"],
+    "scifact_bge_small_ndcg10": ["xiao2023"],
 }
 # Published numbers whose primary source is not named in references.PUBLISHED (model papers cited).
 UNTRACED = ("ag_news_full_distilbert", "ag_news_full_roberta_large")
