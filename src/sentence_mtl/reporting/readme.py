@@ -20,7 +20,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 RUNTIME_START, RUNTIME_END = "<!-- runtime:start -->", "<!-- runtime:end -->"
 
 
-def _load(results_dir: Path, stem: str) -> list[dict] | None:
+def load_result(results_dir: Path, stem: str) -> list[dict] | dict | None:
+    """``results/<stem>.json`` parsed, or None when the file does not exist (not run yet)."""
     path = results_dir / f"{stem}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -142,7 +143,7 @@ def training_loop_tables(records: list[dict]) -> str:
 
 def majority_floors(results_dir: Path) -> dict[str, float]:
     """Each task's majority-class score on its full official test set, from notebook 03's file."""
-    return analysis.majority_floors(_load(results_dir, "03_freezing_strategies") or [])
+    return analysis.majority_floors(load_result(results_dir, "03_freezing_strategies") or [])
 
 
 TRAINED_PEERS = {"topic": ("ag_news_full_distilbert", "DistilBERT, full 120k training set"),
@@ -253,7 +254,7 @@ NEEDS_FLOORS = {"train_multitask"}  # tables that put the majority class beside 
 
 def results_block(results_dir: Path = REPO_ROOT / "results") -> str:
     sections = [table(records, majority_floors(results_dir)) if stem in NEEDS_FLOORS else table(records)
-                for stem, table in SECTIONS if (records := _load(results_dir, stem))]
+                for stem, table in SECTIONS if (records := load_result(results_dir, stem))]
     body = "\n\n".join(sections) if sections else "_No results yet: run `make reproduce`._"
     return f"{START}\n{body}\n{END}"
 

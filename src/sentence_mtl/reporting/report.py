@@ -26,7 +26,7 @@ from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from .answers import answer_sections, markdown_to_typst
 from . import robustness
-from .readme import majority_floors, shorten
+from .readme import load_result, majority_floors, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
 
@@ -171,14 +171,10 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
         "subsets": subsets(results),
         "predictions": predictions(Path(results_dir) / "train_predictions.json"),
-        "robustness": robustness.report_data(_json_or_none(Path(results_dir) / "robustness.json")),
+        "robustness": robustness.report_data(load_result(Path(results_dir), "robustness")),
         "published": [published(key) for key in PUBLISHED],
         "figures": figures(figures_dir, root),
     }
-
-
-def _json_or_none(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def predictions(path: Path) -> list[dict] | None:
