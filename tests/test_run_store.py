@@ -168,3 +168,26 @@ def test_large_parts_are_kept_as_digests_and_still_key_the_run(tmp_path):
     RunStore(tmp_path).run(recorder(), parts, compute)
     RunStore(tmp_path).run(recorder(), {**parts, "pairs": parts["pairs"][:-1]}, compute)
     assert len(calls) == 2
+
+
+def test_every_study_record_says_whether_it_read_unlabeled_texts(tmp_path):
+    """Computed or read back, a freezing-study record carries ``uses_unlabeled`` from its strategy."""
+    from sentence_mtl.experiments.freezing import FreezingStudy
+
+    study = FreezingStudy.__new__(FreezingStudy)
+    study.store, study.recorder = RunStore(tmp_path), recorder()
+    compute, calls = counting_run([0.5])
+    assert [r["uses_unlabeled"] for r in study._store(PARTS, compute, uses_unlabeled=True)] == [True]
+    assert [r["uses_unlabeled"] for r in study._store(PARTS, compute)] == [False] and len(calls) == 1
+
+
+def test_a_setting_added_later_keeps_old_keys_until_it_is_set():
+    """A field marked ``KEYED_WHEN_SET`` is left out of the key at its default, so the runs stored
+    before it existed are still found; once set, it keys the run like any other field."""
+    from dataclasses import field, make_dataclass
+
+    Old = make_dataclass("Settings", [("lr", float), ("steps", int)])
+    New = make_dataclass("Settings", [("lr", float), ("steps", int),
+                                      ("extra", object, field(default=None, metadata={store_module.KEYED_WHEN_SET: True}))])
+    assert run_key({"s": Old(1e-3, 10)}) == run_key({"s": New(1e-3, 10)})
+    assert run_key({"s": New(1e-3, 10, extra=Settings(1e-3, 10))}) != run_key({"s": New(1e-3, 10)})

@@ -146,6 +146,40 @@ def test_similar_ranks_by_cosine(client):
     assert len(ranked(documents=documents, top_k=3.0)) == 3  # JSON Schema counts 3.0 as an integer
 
 
+def test_similar_hybrid_fuses_cosine_with_bm25_over_the_documents_sent(client):
+    from sentence_mtl.retrieval import bm25_scores, fuse_scores
+
+    documents = ["Oil prices rose sharply.", "The zebra crossing was repainted.", "Who won the match?",
+                 "The bank cut rates."]
+    query = "zebra crossing repainted"
+    weight = client.get("/health").json()["models"]["retrieval"]["hybrid_dense_weight"]
+    assert weight == 0.5  # the test model records no chosen weight: the default
+    results = client.post("/similar", json={"query": query, "documents": documents, "method": "hybrid",
+                                            "top_k": 4}).json()["results"]
+    vectors = np.array(client.post("/embed", json={"texts": [query] + documents}).json()["vectors"])
+    expected = fuse_scores((vectors[1:] @ vectors[0])[None], bm25_scores([query], documents), weight)[0]
+    assert [r["index"] for r in results] == list(np.argsort(-expected, kind="stable"))
+    assert [r["score"] for r in results] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
+    assert results[0]["index"] == 1  # the only document sharing the query's words
+    # documents without a word BM25 can match: the dense ranking alone decides
+    symbols = client.post("/similar", json={"query": "the", "documents": ["!!", "?"], "method": "hybrid"})
+    assert symbols.status_code == 200 and len(symbols.json()["results"]) == 2
+    _assert_error(client.post("/similar", json={"query": "q", "documents": ["d"], "method": "sparse"}), 422,
+                  ["method"])
+
+
+def test_hybrid_weight_is_read_from_the_model_folder(tmp_path):
+    from sentence_mtl.serve.models import fusion_dense_weight
+
+    assert fusion_dense_weight(tmp_path) == 0.5
+    for written, read in (({"fusion_dense_weight": 0.3}, 0.3), ({"fusion_dense_weight": 7}, 0.5),
+                          ({"fusion_dense_weight": "x"}, 0.5), ([1], 0.5)):
+        (tmp_path / "metrics.json").write_text(json.dumps(written))
+        assert fusion_dense_weight(tmp_path) == read
+    (tmp_path / "metrics.json").write_text("{not json")
+    assert fusion_dense_weight(tmp_path) == 0.5
+
+
 # --------------------------------------------------------------------------- bad input
 
 TEXTS_CASES = [

@@ -156,7 +156,9 @@ def finetune(run_config):
         dense_val = dense_scores(model, val_queries, documents, document_vectors=doc_vectors)
         test_metrics = rank_metrics(dense_test, query_ids, doc_ids, test.qrels)
         val_metrics = rank_metrics(dense_val, val_ids, doc_ids, val.qrels)
-        metrics = {**{f"test_{k}": v for k, v in test_metrics.items()}, **{f"val_{k}": v for k, v in val_metrics.items()}}
+        weight, curve = choose_fusion_weight(dense_val, bm25_val, val_ids, doc_ids, val.qrels)
+        metrics = {**{f"test_{k}": v for k, v in test_metrics.items()}, **{f"val_{k}": v for k, v in val_metrics.items()},
+                   "fusion_dense_weight": weight}  # the service's /similar hybrid reads it
         run_dir = register_run(model, metrics, {**run_config.to_dict(), "train_seconds": cost.seconds}, registry)
         promoted = promote_if_better(run_dir, registry=registry)
         n_params = sum(p.numel() for p in model.parameters())
@@ -165,7 +167,6 @@ def finetune(run_config):
                     value=value, n_test=len(query_ids), train_seconds=cost.seconds, trainable_params=n_params,
                     peak_memory_mb=cost.peak_memory_mb, run_id=run_dir.name, promoted=promoted,
                     val_ndcg10=val_metrics["ndcg@10"], retrieval_config=run_config.to_dict())
-        weight, curve = choose_fusion_weight(dense_val, bm25_val, val_ids, doc_ids, val.qrels)
         fused = {"hybrid_bm25_finetuned": (fuse_scores(dense_test, bm25_test, weight), {"fusion_dense_weight": weight,
                                            "fusion_val_ndcg10": {str(w): v for w, v in curve.items()}}),
                  "rrf_bm25_finetuned": (reciprocal_rank_fusion(dense_test, bm25_test), {})}

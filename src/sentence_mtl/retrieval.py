@@ -73,13 +73,17 @@ def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
     def tokens(text: str) -> list[str]:
         return [t for t in re.findall(r"[a-z0-9]+", text.lower()) if t not in ENGLISH_STOP_WORDS]
 
-    bm25 = BM25Okapi([tokens(d) for d in documents])
+    corpus = [tokens(d) for d in documents]
+    if not any(corpus):  # no word to match (only stop words or symbols): BM25 has nothing to say
+        return np.zeros((len(queries), len(documents)))
+    bm25 = BM25Okapi(corpus)
     return np.stack([bm25.get_scores(tokens(q)) for q in queries])
 
 
 # --------------------------------------------------------------------------- hybrid: BM25 + dense
 
 FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(11))  # the dense share, chosen on validation
+DEFAULT_DENSE_WEIGHT = 0.5  # equal shares: the service's hybrid when its model records no chosen weight
 
 
 def min_max_rows(scores: np.ndarray) -> np.ndarray:

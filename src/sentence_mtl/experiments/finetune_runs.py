@@ -1,5 +1,6 @@
 """Runs of the freezing study that change the encoder: cached top-k, full fine-tuning, gradual
-unfreezing, layer-wise decay, LoRA, LP-FT; the peer (SetFit); and one head frozen in sequence.
+unfreezing, layer-wise decay, LoRA, LP-FT; the peer (SetFit) and our recipe against it (anchored
+contrastive); and one head frozen in sequence.
 
 They score a fixed stratified subset of each official test set (``StudyGrid.test_subset``), the
 same for every strategy, size and seed.
@@ -115,6 +116,32 @@ def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed
     return recorder.add(task=test.task, dataset=test.dataset, strategy="setfit", seed=seed, n_per_class=k,
                         metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
                         trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, steps=max_steps, **memory)
+
+
+def run_anchored_contrastive(recorder: Recorder, strategy: Strategy, train: TaskData, test: TaskData, k: int,
+                             seed: int, grid) -> dict:
+    """Our labelled-only recipe against the peer (``anchored_contrastive``): one task, SetFit's
+    setting (the same sample, backbone and test subset), the label descriptions as its only extra input."""
+    from ..anchored_contrastive import PriorClassifier, train_anchored
+    from ..encoder import SentenceEncoder
+
+    encoder = SentenceEncoder.from_pretrained(grid.model_name, max_seq_length=grid.max_seq_length)
+    idx = sample(train, k, seed)
+    texts, labels = [train.texts[i] for i in idx], train.labels[idx]
+    spec = TASKS[train.task]
+    descriptions = [spec.description[name] for name in spec.label_names]
+    activations = SavedActivations(encoder.parameters())
+    with measure() as cost:
+        losses = train_anchored(encoder, texts, labels, descriptions, strategy.contrastive, seed, activations)
+        classifier = PriorClassifier(encoder.encode(texts, batch_size=64), labels, encoder.encode(descriptions))
+    metric, value = benchmark_metric(test.task, test.labels, classifier.predict(encoder.encode(test.texts, 64)))
+    return recorder.add(task=test.task, dataset=test.dataset, strategy=strategy.name, seed=seed, n_per_class=k,
+                        metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
+                        trainable_params=sum(p.numel() for p in encoder.parameters()),
+                        peak_memory_mb=cost.peak_memory_mb, steps=strategy.contrastive.steps,
+                        final_loss=float(np.mean(losses[-4:])),
+                        strategy_config=asdict(strategy),
+                        **training_memory_mb(activations.peak_bytes, encoder.parameters()))
 
 
 SEQUENTIAL_VARIANTS = {

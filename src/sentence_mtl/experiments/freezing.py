@@ -9,7 +9,7 @@ backbone's weights and the settings of the grid that the run uses (steps, batch,
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -99,12 +99,14 @@ RUNNERS = {
         rec, strategy, s.data.train, s.data.test_subsets, k, seed, s.grid),
 }
 RUNNERS["finetune"] = RUNNERS["cached_top_k"]
+RUNNERS["contrastive"] = lambda rec, s, strategy, task, k, seed: finetune_runs.run_anchored_contrastive(
+    rec, strategy, s.data.train[task], s.data.test_subsets[task], k, seed, s.grid)
 
 
 class FreezingStudy:
     """``run(name, k, seed)`` records one run of the study, from the store when it holds it."""
 
-    PER_TASK = ("no_training", "self_training")  # kinds that train one task at a time
+    PER_TASK = ("no_training", "self_training", "contrastive")  # kinds that train one task at a time
     FROZEN = ("no_training", "self_training", "frozen_encoder")  # scored on the subset and the full test set
 
     def __init__(self, data: StudyData, recorder: Recorder, store: RunStore | None = None):
@@ -118,13 +120,19 @@ class FreezingStudy:
                 "settings": {"batch_size": grid.batch_size, "max_seq_length": grid.max_seq_length,
                              "model_name": grid.model_name}, **extra}
 
-    def _store(self, parts: dict, compute) -> list[dict]:
-        return self.store.run(self.recorder, parts, compute)
+    def _store(self, parts: dict, compute, uses_unlabeled: bool = False) -> list[dict]:
+        """The run's records, each saying whether it read unlabeled texts (the strategy's declaration)."""
+        records = self.store.run(self.recorder, parts, compute)
+        for record in records:
+            record["uses_unlabeled"] = uses_unlabeled
+        return records
 
     def run(self, name: str, k: int | None = None, seed: int = 0, task: str | None = None) -> list[dict]:
         """One strategy of ``strategies.py`` at k examples per class (None: all) and one seed; the
         kinds that train one task at a time run for ``task`` (default: every task of the grid)."""
         strategy = get_strategy(name)
+        if strategy.contrastive and self.grid.contrastive_steps:  # a profile's shorter budget
+            strategy = replace(strategy, contrastive=replace(strategy.contrastive, steps=self.grid.contrastive_steps))
         if strategy.kind in self.PER_TASK and task is None:
             return [r for t in self.grid.tasks for r in self.run(name, k, seed, t)]
         steps = self.grid.steps_for(k) if strategy.kind in ("cached_top_k", "finetune") else None
@@ -134,14 +142,15 @@ class FreezingStudy:
         if runner is None:
             raise ValueError(f"no runner for strategy {name!r} of kind {strategy.kind!r}: add one to RUNNERS")
         compute = lambda rec: runner(rec, self, strategy, task, k, seed)  # noqa: E731
-        return self._store(parts, compute)
+        return self._store(parts, compute, strategy.reads_unlabeled)
 
-    def run_setfit(self, k: int, seed: int) -> list[dict]:
-        """The peer, on the topic task's sample and test subset."""
+    def run_setfit(self, k: int, seed: int, task: str = "topic") -> list[dict]:
+        """The peer, on one task's sample and test subset."""
         steps = dict(self.grid.setfit_steps)[k]
         d = self.data
-        return self._store(self._parts("setfit", k, seed, steps=steps),
-                           lambda rec: finetune_runs.run_setfit(rec, d.train["topic"], d.test_subsets["topic"], k,
+        on_task = {} if task == "topic" else {"task": task}  # topic runs were keyed before SetFit ran other tasks
+        return self._store(self._parts("setfit", k, seed, steps=steps, **on_task),
+                           lambda rec: finetune_runs.run_setfit(rec, d.train[task], d.test_subsets[task], k,
                                                                 seed, steps, self.grid.model_name))
 
     def run_sequential(self, seed: int) -> list[dict]:

@@ -50,11 +50,13 @@ class StudyGrid:
     test_subset: int  # test items per task for strategies that change the encoder
     setfit_sizes: tuple[int, ...]
     setfit_steps: tuple[tuple[int, int], ...]  # (examples per class, pair batches of 16)
+    peer_seeds: tuple[int, ...]  # seeds of SetFit and of our recipe against it (anchored_contrastive)
     sequential_size: int
     cache_bench_texts: int  # AG News texts timed by the cache benchmark
     cache_bench_steps: int
     cost_size: int  # examples per class of the cost-vs-quality figure
     max_seq_length: int = 128
+    contrastive_steps: int | None = None  # anchored_contrastive's steps; None: the strategy's own
     model_name: str = DEFAULT_MODEL
     tasks: tuple[str, ...] = ("topic", "sentiment")
     encoder_strategies: tuple[str, ...] = ("full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6",
@@ -82,27 +84,29 @@ class StudyGrid:
         return runs + [(name, k, s) for k in self.target_sizes for name in self.target_strategies
                        for s in self.seeds]
 
-    def setfit_runs(self) -> list[tuple[int, int]]:
-        return [(k, s) for k in self.setfit_sizes for s in self.seeds_for(k)]
+    def peer_runs(self) -> list[tuple[str, int, int]]:
+        """(task, size, seed) of SetFit and of our labelled-only recipe against it."""
+        return [(t, k, s) for t in self.tasks for k in self.setfit_sizes for s in self.peer_seeds]
 
 
 GRIDS = {
     "smoke": StudyGrid(sizes=(8,), finetune_sizes=(8,), target_sizes=(), seeds=(0,), small_seeds=(0,),
                        steps=((8, 4),), batch_size=8, test_subset=48, setfit_sizes=(8,), setfit_steps=((8, 2),),
+                       peer_seeds=(0,),
                        sequential_size=8, cache_bench_texts=32, cache_bench_steps=3, cost_size=8,
-                       max_seq_length=64),
+                       max_seq_length=64, contrastive_steps=2),
     "standard": StudyGrid(sizes=(8, 32, 64, 128, 512, None), finetune_sizes=(8, 32, 128, 512), target_sizes=(64,),
                           seeds=(0, 1, 2), small_seeds=(0, 1, 2, 3, 4),
                           steps=((8, 32), (32, 48), (64, 64), (128, 80), (512, 128)),
-                          batch_size=16, test_subset=800, setfit_sizes=(8, 64),
-                          setfit_steps=((8, 80), (64, 60)), sequential_size=64, cache_bench_texts=512,
-                          cache_bench_steps=10, cost_size=32),
+                          batch_size=16, test_subset=800, setfit_sizes=(8, 32, 64),
+                          setfit_steps=((8, 80), (32, 80), (64, 60)), peer_seeds=(0, 1, 2), sequential_size=64,
+                          cache_bench_texts=512, cache_bench_steps=10, cost_size=32),
     "large": StudyGrid(sizes=(8, 32, 64, 128, 512, None), finetune_sizes=(8, 32, 64, 128, 512), target_sizes=(),
                        seeds=(0, 1, 2, 3, 4), small_seeds=(0, 1, 2, 3, 4),
                        steps=((8, 40), (32, 80), (64, 120), (128, 200), (512, 600)),
-                       batch_size=16, test_subset=4000, setfit_sizes=(8, 64),
-                       setfit_steps=((8, 80), (64, 640)), sequential_size=256, cache_bench_texts=512,
-                       cache_bench_steps=10, cost_size=32),
+                       batch_size=16, test_subset=4000, setfit_sizes=(8, 32, 64),
+                       setfit_steps=((8, 80), (32, 320), (64, 640)), peer_seeds=(0, 1, 2, 3, 4), sequential_size=256,
+                       cache_bench_texts=512, cache_bench_steps=10, cost_size=32),
 }
 
 # ------------------------------------------------------------------ 04: the multi-task loop

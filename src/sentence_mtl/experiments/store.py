@@ -49,6 +49,11 @@ COST_KEYS = frozenset({"train_seconds", "peak_memory_mb", "encode_seconds", "sec
                        "training_memory_mb", "wall_seconds"})
 
 
+# Field metadata for a setting added to a dataclass after runs were stored: at its default it is
+# left out of the key, so the runs that do not use it keep their keys (and are not recomputed).
+KEYED_WHEN_SET = "keyed_when_set"
+
+
 class StoreMismatch(AssertionError):
     """A recomputed run differs from its stored records: the study is not deterministic."""
 
@@ -57,7 +62,8 @@ def fingerprint(value: Any) -> Any:
     """A JSON-able stand-in for ``value`` that changes whenever its content changes."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"__class__": type(value).__name__,
-                **{f.name: fingerprint(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+                **{f.name: fingerprint(getattr(value, f.name)) for f in dataclasses.fields(value)
+                   if not (f.metadata.get(KEYED_WHEN_SET) and getattr(value, f.name) == f.default)}}
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
         return {"__array__": str(data.dtype), "shape": list(data.shape),

@@ -32,6 +32,7 @@ STRATEGY_COLOURS = {name: _TAB20[i] for name, i in {
     "frozen_minilm_logreg": 2, "tfidf_logreg": 15, "tfidf": 15, "bm25": 15, "pretrained": 0, "finetuned_mnrl": 6,
     "hybrid_bm25_pretrained": 1, "hybrid_bm25_finetuned": 9, "rrf_bm25_finetuned": 11,
 }.items()}
+STRATEGY_COLOURS["anchored_contrastive"] = matplotlib.colors.to_rgba("#b0005a")  # ours against the peer: deep magenta
 STRATEGY_COLOURS.update({name: PALETTE[i] for i, name in enumerate([  # notebook 04's configurations
     "proportional+equal", "round_robin+equal", "temperature+equal", "annealed+equal", "proportional+static",
     "proportional+uncertainty", "single_task_topic", "single_task_sentiment"])})
@@ -233,6 +234,30 @@ def interval_dots(records: list[dict], strategies: list[str], tasks: list[str], 
         ax.set_xlabel(sub.metric.iloc[0].replace("_", " ") if len(sub) else "")
         ax.set_title(task)
     axes[0][0].invert_yaxis()  # the first strategy on top (the panels share the axis: invert once)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, name, figures_dir)
+
+
+def paired_differences(rows: list[dict], strategy: str, title: str, name=None, figures_dir=None):
+    """``a`` minus ``b`` in points, one panel per task and one line per size: the mean paired
+    difference (dot) and its 95% interval (``analysis.paired``); right of the zero line is ahead,
+    an interval across it is a tie. ``rows``: ``{"task", "label", "mean", "low", "high"}`` (fractions)."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    colour = series_styles([strategy])[strategy]["color"]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.0 * len(tasks) + 1.2, 0.5 * len(labels) + 1.5),
+                             squeeze=False, sharey=True)
+    for ax, task in zip(axes[0], tasks):
+        for r in (r for r in rows if r["task"] == task):
+            y = labels.index(r["label"])
+            ax.plot([100 * r["low"], 100 * r["high"]], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+            ax.plot([100 * r["mean"]], [y], "o", color=colour, ms=7)
+        ax.axvline(0, color="0.3", lw=1, ls="--")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("difference (percentage points)")
+        ax.set_title(task)
+    axes[0][0].invert_yaxis()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save(fig, name, figures_dir)

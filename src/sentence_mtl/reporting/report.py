@@ -55,6 +55,8 @@ FIGURE_CAPTIONS = {  # each says what to see
                           "per strategy throughout: compare heights across a column; bands are ± one std over seeds.",
     "03_cost_vs_quality": "Training seconds (log scale) against the test metric at one data size: up and to the left "
                           "is better; bars are ± one std over seeds.",
+    "03_peer_differences": "Our labelled-only recipe minus SetFit, by task and examples per class, paired by seed "
+                           "and test item: right of the dashed line is ahead; an interval across it is a tie.",
     "03_forgetting": "Topic accuracy before and after a sentiment stage with the topic head frozen: dots are means, "
                      "lines 95% intervals over seeds; the label gives the change and its interval.",
     "04_training_curves": "One multi-task run: training loss per task (left) and validation metrics by step (right); "

@@ -53,7 +53,7 @@ UNTRACED = ("ag_news_full_distilbert", "ag_news_full_roberta_large")
 
 STRATEGIES_03 = ("majority_class", "zero_shot", "nearest_centroid", "label_prior", "frozen_backbone", "self_training", "top1_unfrozen", "top2_unfrozen",
                  "full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6", "lp_ft", "lora", "setfit",
-                 "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
+                 "anchored_contrastive", "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
 STRATEGY_NOTES = {  # the registry's own summaries, plus the peer and the sequential variants
     **{name: strategy.summary for name, strategy in STRATEGIES.items()},
     "setfit": "contrastive fine-tuning on pairs, then a classifier (SetFit)",

@@ -6,7 +6,8 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 * ``POST /predict`` ``{"texts": [...]}`` -> label, its probability and all class probabilities,
   for every task head of the multi-task model.
 * ``POST /similar`` ``{"query": "...", "documents": [...], "top_k": 5}`` -> the documents ranked
-  by cosine similarity to the query (retrieval model).
+  by cosine similarity to the query (retrieval model); ``"method": "hybrid"`` fuses that with BM25
+  over the documents sent (``retrieval.fuse_scores``, the dense weight chosen on validation).
 * ``GET /health`` (and ``HEAD``) -> which models are loaded (folder and version) and the limits.
 
 Input is checked strictly (a string where a list belongs is an error, not a list of characters)
@@ -72,7 +73,8 @@ def create_app(multitask_dir=DEFAULT_MULTITASK_DIR, retrieval_dir=DEFAULT_RETRIE
     @app.post("/similar", response_model=SimilarResponse, responses=ERROR_RESPONSES,
               summary="Documents ranked by cosine similarity to the query (best first)")
     def similar(request: SimilarRequest):
-        return guarded("similarities", service.similar, request.query, request.documents, request.top_k)
+        return guarded("similarities", service.similar, request.query, request.documents, request.top_k,
+                       request.method)
 
     async def health():
         return service.health()

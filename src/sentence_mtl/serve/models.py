@@ -19,6 +19,7 @@ import numpy as np
 from .. import __version__
 from ..encoder import SentenceEncoder, resolve_model_path
 from ..multitask import CONFIG_NAME, MultiTaskModel
+from ..retrieval import DEFAULT_DENSE_WEIGHT, bm25_scores, fuse_scores
 from .errors import APIError
 from .limits import ServiceLimits
 from .schemas import DEFAULT_TOP_K
@@ -67,6 +68,16 @@ def model_version(directory: Path) -> str:
     return "sha256:" + digest.hexdigest()[:12]
 
 
+def fusion_dense_weight(retrieval_dir: Path) -> float:
+    """The dense weight of ``/similar``'s hybrid: the one chosen on validation queries for this model
+    (``fusion_dense_weight`` in its ``metrics.json``, written by notebook 05), else the default."""
+    try:
+        weight = json.loads((retrieval_dir / "metrics.json").read_text())["fusion_dense_weight"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_DENSE_WEIGHT
+    return float(weight) if isinstance(weight, (int, float)) and 0 <= weight <= 1 else DEFAULT_DENSE_WEIGHT
+
+
 def _check_model_dirs(multitask_dir, retrieval_dir) -> tuple[Path, Path]:
     """Both folders, resolved; a :class:`ModelNotFound` naming every missing one and its make target."""
     problems = []
@@ -97,6 +108,7 @@ class Service:
             raise ModelNotFound(f"cannot read {error.filename or 'a model file'}: the model folders must be readable "
                                 f"by the user the service runs as (e.g. `chmod -R a+rX models`).") from error
         self.multitask_lock, self.retrieval_lock = threading.Lock(), threading.Lock()
+        self.fusion_dense_weight = fusion_dense_weight(self.retrieval_dir)
         self.versions = {"multitask": model_version(self.multitask_dir),
                          "retrieval": model_version(self.retrieval_dir)}
         logger.info("multi-task model %s (tasks %s, version %s); retrieval model %s (dim %d, version %s)",
@@ -142,9 +154,11 @@ class Service:
                                         "probabilities": dict(zip(names, row))}
         return {"predictions": predictions}
 
-    def similar(self, query: str, documents: list[str], top_k: int | None) -> dict:
+    def similar(self, query: str, documents: list[str], top_k: int | None, method: str = "dense") -> dict:
         vectors = self._embed([query, *documents], {"query": [query], "documents": documents})
         scores = vectors[1:] @ vectors[0]
+        if method == "hybrid":  # BM25 over the documents sent: the request is the whole corpus
+            scores = fuse_scores(scores[None], bm25_scores([query], documents), self.fusion_dense_weight)[0]
         k = min(top_k if top_k is not None else DEFAULT_TOP_K, len(documents))
         order = np.argsort(-scores, kind="stable")[:k]
         return {"results": [{"index": int(i), "document": documents[i], "score": float(scores[i])}
@@ -157,7 +171,8 @@ class Service:
                           "labels": {t: list(s.label_names) for t, s in self.multitask.specs.items()},
                           "version": self.versions["multitask"]},
             "retrieval": {"path": display_path(self.retrieval_dir), "name": display_path(name) if name else name,
-                          "dim": self.retrieval.dim, "version": self.versions["retrieval"]}}}
+                          "dim": self.retrieval.dim, "version": self.versions["retrieval"],
+                          "hybrid_dense_weight": self.fusion_dense_weight}}}
 
     def health(self) -> dict:
         """Computed once at start-up: answering it must not wait for the models or the threadpool."""

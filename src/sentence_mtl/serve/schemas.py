@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
@@ -105,6 +105,10 @@ def request_models(limits: ServiceLimits) -> tuple[type[BaseModel], type[BaseMod
         top_k: TopK | None = Field(
             default=None, description=f"At most this many results (default {DEFAULT_TOP_K}); "
                                       "fewer when fewer documents were sent.")
+        method: Literal["dense", "hybrid"] = Field(
+            default="dense", description="dense: cosine similarity of the retrieval model's vectors; hybrid: "
+                                         "that fused with BM25 over the documents sent (the dense weight is "
+                                         "the one validation chose for the model, reported by /health).")
 
     return TextsRequest, SimilarRequest
 

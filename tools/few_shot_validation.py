@@ -1,0 +1,71 @@
+"""How the settings of ``anchored_contrastive`` were chosen: on validation texts, never on test.
+
+Usage: ``python tools/few_shot_validation.py TASK K SEED [--val-items N] [--base | key=value,... ...]``.
+``--base`` scores the heads on the pretrained encoder; each ``key=value,...`` (fields of
+``strategies.ContrastiveSettings``) trains the recipe on the k-per-class sample of ``seed`` and
+scores the label prior, logistic regression, logistic regression with the descriptions as extra
+rows, and prior + regression ensembles on a stratified subset of the validation split
+(AG News: carved from train; TweetEval: its own). One line per setting; the runs behind the
+chosen defaults are in ``results/few_shot_validation.log``.
+"""
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn.linear_model import LogisticRegression
+
+from sentence_mtl.anchored_contrastive import PriorClassifier, train_anchored
+from sentence_mtl.data import TASKS, DataSource, few_shot_indices, load_task, stratified_subset
+from sentence_mtl.encoder import SentenceEncoder
+from sentence_mtl.evaluation import benchmark_metric
+from sentence_mtl.semi_supervised import unit
+from sentence_mtl.strategies import ContrastiveSettings
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("task")
+parser.add_argument("k", type=int)
+parser.add_argument("seed", type=int)
+parser.add_argument("settings", nargs="*", help="key=value,... of ContrastiveSettings (one run each)")
+parser.add_argument("--base", action="store_true", help="the heads on the pretrained encoder")
+parser.add_argument("--val-items", type=int, default=2000)
+args = parser.parse_args()
+
+torch.set_num_threads(2)
+source = DataSource.resolve()
+train = load_task(args.task, "train", source)
+val = stratified_subset(load_task(args.task, "val", source), args.val_items)
+idx = few_shot_indices(train, args.k, args.seed)
+texts, labels = [train.texts[i] for i in idx], train.labels[idx]
+spec = TASKS[args.task]
+descriptions = [spec.description[n] for n in spec.label_names]
+base = SentenceEncoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=128)
+
+
+def heads(encoder) -> dict[str, float]:
+    e, d, v = encoder.encode(texts, 64), encoder.encode(descriptions), encoder.encode(val.texts, 64)
+    prior = PriorClassifier(e, labels, d)
+    regression = LogisticRegression(max_iter=1000).fit(unit(e), labels)
+    with_descriptions = LogisticRegression(max_iter=1000).fit(unit(np.vstack([e, d])),
+                                                              np.concatenate([labels, np.arange(len(d))]))
+    out = {"prior": prior.predict(v), "logreg": regression.predict(unit(v)),
+           "logreg+desc": with_descriptions.predict(unit(v))}
+    for t in (0.02, 0.05):
+        out[f"ens{t}"] = (softmax(unit(v) @ prior.prototypes.T / t, axis=1)
+                          + with_descriptions.predict_proba(unit(v))).argmax(1)
+    return {h: round(100 * benchmark_metric(args.task, val.labels, p)[1], 1) for h, p in out.items()}
+
+
+if args.base:
+    print(args.task, args.k, args.seed, f"val {len(val)}", "pretrained", heads(base), flush=True)
+for setting in args.settings:
+    fields = dict(item.split("=") for item in setting.split(","))
+    settings = ContrastiveSettings(**{k: int(v) if k in ("steps", "per_class") else float(v) for k, v in fields.items()})
+    encoder = copy.deepcopy(base)
+    start = time.time()
+    losses = train_anchored(encoder, texts, labels, descriptions, settings, args.seed)
+    print(args.task, args.k, args.seed, f"val {len(val)}", fields, f"{time.time() - start:.0f}s",
+          f"loss {losses[0]:.2f}->{np.mean(losses[-5:]):.2f}", heads(encoder), flush=True)
