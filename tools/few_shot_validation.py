@@ -18,11 +18,11 @@ import torch
 from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 
-from sentence_mtl.anchored_contrastive import PriorClassifier, train_anchored
+from sentence_mtl.anchored_contrastive import train_anchored
 from sentence_mtl.data import TASKS, DataSource, few_shot_indices, load_task, stratified_subset
 from sentence_mtl.encoder import SentenceEncoder
 from sentence_mtl.evaluation import benchmark_metric
-from sentence_mtl.semi_supervised import unit
+from sentence_mtl.semi_supervised import label_prior_prototypes, nearest_prototype, unit
 from sentence_mtl.strategies import ContrastiveSettings
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,21 +40,20 @@ train = load_task(args.task, "train", source)
 val = stratified_subset(load_task(args.task, "val", source), args.val_items)
 idx = few_shot_indices(train, args.k, args.seed)
 texts, labels = [train.texts[i] for i in idx], train.labels[idx]
-spec = TASKS[args.task]
-descriptions = [spec.description[n] for n in spec.label_names]
+descriptions = TASKS[args.task].label_descriptions
 base = SentenceEncoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=128)
 
 
 def heads(encoder) -> dict[str, float]:
     e, d, v = encoder.encode(texts, 64), encoder.encode(descriptions), encoder.encode(val.texts, 64)
-    prior = PriorClassifier(e, labels, d)
+    prototypes = label_prior_prototypes(e, labels, d)
     regression = LogisticRegression(max_iter=1000).fit(unit(e), labels)
     with_descriptions = LogisticRegression(max_iter=1000).fit(unit(np.vstack([e, d])),
                                                               np.concatenate([labels, np.arange(len(d))]))
-    out = {"prior": prior.predict(v), "logreg": regression.predict(unit(v)),
+    out = {"prior": nearest_prototype(v, prototypes), "logreg": regression.predict(unit(v)),
            "logreg+desc": with_descriptions.predict(unit(v))}
     for t in (0.02, 0.05):
-        out[f"ens{t}"] = (softmax(unit(v) @ prior.prototypes.T / t, axis=1)
+        out[f"ens{t}"] = (softmax(unit(v) @ prototypes.T / t, axis=1)
                           + with_descriptions.predict_proba(unit(v))).argmax(1)
     return {h: round(100 * benchmark_metric(args.task, val.labels, p)[1], 1) for h, p in out.items()}
 

@@ -13,8 +13,8 @@ recipe keeps that idea and changes two things, both cheap:
   the batch and pushed from all the others at every step.
 
 The classifier is then the label prior on the tuned encoder (``semi_supervised.
-label_prior_prototypes``: each class = its examples' mean direction plus its description's,
-nearest by cosine), so the description also counts at prediction time. Only the labelled
+label_prior_prototypes`` and ``nearest_prototype``: each class = its examples' mean direction
+plus its description's, nearest by cosine), so the description also counts at prediction time. Only the labelled
 examples and the label descriptions are read: no unlabeled text.
 
 Hand-written: the loss is a few lines and the batch composition is the point of the exercise.
@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from .memory import SavedActivations
-from .semi_supervised import label_prior_prototypes, unit
 from .strategies import ContrastiveSettings
 
 
@@ -93,12 +92,3 @@ def train_anchored(encoder, texts: list[str], labels: np.ndarray, descriptions: 
     encoder.eval()
     return losses
 
-
-class PriorClassifier:
-    """Nearest label-prior prototype by cosine, on a (tuned) encoder's vectors."""
-
-    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, description_embeddings: np.ndarray):
-        self.prototypes = label_prior_prototypes(embeddings, labels, description_embeddings)
-
-    def predict(self, embeddings: np.ndarray) -> np.ndarray:
-        return (unit(embeddings) @ self.prototypes.T).argmax(1)

@@ -128,6 +128,11 @@ class TaskSpec:
     metric: str  # "accuracy" | "macro_recall"
     description: dict[str, str] = field(default_factory=dict)  # label -> a phrase, for zero-shot
 
+    @property
+    def label_descriptions(self) -> list[str]:
+        """Each label's description, in class order (what zero-shot, the label prior and the anchors read)."""
+        return [self.description[name] for name in self.label_names]
+
 
 AG_NEWS_LABELS = ("World", "Sports", "Business", "Sci/Tech")
 SENTIMENT_LABELS = ("negative", "neutral", "positive")

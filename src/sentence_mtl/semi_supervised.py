@@ -38,6 +38,11 @@ def label_prior_prototypes(embeddings: np.ndarray, labels: np.ndarray, descripti
     return unit(class_centroids(embeddings, labels, len(descriptions)) + unit(descriptions))
 
 
+def nearest_prototype(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+    """The class of the most cosine-similar prototype (unit rows), per embedding."""
+    return (unit(embeddings) @ prototypes.T).argmax(1)
+
+
 def most_confident(scores: np.ndarray, per_class: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows predicted as each class with the largest top-1 minus top-2 margin, up to ``per_class``
     each (balanced, so one easy class cannot crowd out the others), never a row in ``exclude``."""

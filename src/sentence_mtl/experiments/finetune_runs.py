@@ -122,19 +122,20 @@ def run_anchored_contrastive(recorder: Recorder, strategy: Strategy, train: Task
                              seed: int, grid) -> dict:
     """Our labelled-only recipe against the peer (``anchored_contrastive``): one task, SetFit's
     setting (the same sample, backbone and test subset), the label descriptions as its only extra input."""
-    from ..anchored_contrastive import PriorClassifier, train_anchored
+    from ..anchored_contrastive import train_anchored
     from ..encoder import SentenceEncoder
+    from ..semi_supervised import label_prior_prototypes, nearest_prototype
 
     encoder = SentenceEncoder.from_pretrained(grid.model_name, max_seq_length=grid.max_seq_length)
     idx = sample(train, k, seed)
     texts, labels = [train.texts[i] for i in idx], train.labels[idx]
-    spec = TASKS[train.task]
-    descriptions = [spec.description[name] for name in spec.label_names]
+    descriptions = TASKS[train.task].label_descriptions
     activations = SavedActivations(encoder.parameters())
     with measure() as cost:
         losses = train_anchored(encoder, texts, labels, descriptions, strategy.contrastive, seed, activations)
-        classifier = PriorClassifier(encoder.encode(texts, batch_size=64), labels, encoder.encode(descriptions))
-    metric, value = benchmark_metric(test.task, test.labels, classifier.predict(encoder.encode(test.texts, 64)))
+        prototypes = label_prior_prototypes(encoder.encode(texts, batch_size=64), labels, encoder.encode(descriptions))
+    predictions = nearest_prototype(encoder.encode(test.texts, batch_size=64), prototypes)
+    metric, value = benchmark_metric(test.task, test.labels, predictions)
     return recorder.add(task=test.task, dataset=test.dataset, strategy=strategy.name, seed=seed, n_per_class=k,
                         metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
                         trainable_params=sum(p.numel() for p in encoder.parameters()),

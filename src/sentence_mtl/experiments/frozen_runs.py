@@ -16,7 +16,7 @@ import numpy as np
 from ..data import TASKS, TaskData, few_shot_indices
 from ..evaluation import benchmark_metric
 from ..results import Recorder, measure
-from ..semi_supervised import class_centroids, label_prior_prototypes, self_train, unit
+from ..semi_supervised import class_centroids, label_prior_prototypes, nearest_prototype, self_train, unit
 from ..strategies import Strategy
 from ..strategy_training import EmbeddingInputs, new_model, score, trainable_parameters, train_heads
 
@@ -38,8 +38,7 @@ def sample(train: TaskData, k: int | None, seed: int) -> np.ndarray:
 
 def description_vectors(encoder, task: str) -> np.ndarray:
     """The embedding of each label's description (``data.TASKS[task].description``), in class order."""
-    spec = TASKS[task]
-    return encoder.encode([spec.description[name] for name in spec.label_names])
+    return encoder.encode(TASKS[task].label_descriptions)
 
 
 def run_majority_class(recorder: Recorder, train: TaskData, scored: Scored) -> dict:
@@ -57,11 +56,11 @@ def run_zero_shot(recorder: Recorder, encoder, task: str, scored: Scored) -> dic
     spec = TASKS[task]
     labels = unit(description_vectors(encoder, task))
     with measure() as cost:
-        result = scores(lambda vectors: (unit(vectors) @ labels.T).argmax(1), scored)
+        result = scores(lambda vectors: nearest_prototype(vectors, labels), scored)
     return recorder.add(task=task, dataset=spec.dataset, strategy="zero_shot", seed=0, n_per_class=0,
                         **result, train_seconds=cost.seconds,
                         trainable_params=0, peak_memory_mb=cost.peak_memory_mb,
-                        label_descriptions=[spec.description[n] for n in spec.label_names])
+                        label_descriptions=spec.label_descriptions)
 
 
 def run_nearest_centroid(recorder: Recorder, train: TaskData, train_embeddings: np.ndarray, scored: Scored,
@@ -70,7 +69,7 @@ def run_nearest_centroid(recorder: Recorder, train: TaskData, train_embeddings: 
     idx = sample(train, k, seed)
     with measure() as cost:
         centroids = class_centroids(train_embeddings[idx], train.labels[idx], len(train.label_names))
-        result = scores(lambda vectors: (unit(vectors) @ centroids.T).argmax(1), scored)
+        result = scores(lambda vectors: nearest_prototype(vectors, centroids), scored)
     return recorder.add(task=train.task, dataset=train.dataset, strategy="nearest_centroid", seed=seed,
                         n_per_class=k, **result, n_train=len(idx),
                         train_seconds=cost.seconds, trainable_params=0, peak_memory_mb=cost.peak_memory_mb)
@@ -83,7 +82,7 @@ def run_label_prior(recorder: Recorder, encoder, train: TaskData, train_embeddin
     descriptions = description_vectors(encoder, train.task)
     with measure() as cost:
         prototypes = label_prior_prototypes(train_embeddings[idx], train.labels[idx], descriptions)
-        result = scores(lambda vectors: (unit(vectors) @ prototypes.T).argmax(1), scored)
+        result = scores(lambda vectors: nearest_prototype(vectors, prototypes), scored)
     return recorder.add(task=train.task, dataset=train.dataset, strategy="label_prior", seed=seed,
                         n_per_class=k, **result, n_train=len(idx),
                         train_seconds=cost.seconds, trainable_params=0, peak_memory_mb=cost.peak_memory_mb)

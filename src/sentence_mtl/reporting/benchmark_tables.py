@@ -56,7 +56,7 @@ def int8_table(record: dict) -> str:
             continue
         r = rows[key]
         lines.append(f"| {name} | {r['sentences_per_second']:.0f} | {r['ratio_vs_ours_fp32']:.2f}x | "
-                     f"{100 * r['spearman']:.2f} | {0.0 - 100 * r['spearman_drop'] + 0.0:+.2f} | "
+                     f"{100 * r['spearman']:.2f} | {-100 * r['spearman_drop'] + 0.0:+.2f} | "
                      f"{'–' if key == 'ours_fp32' else 'met' if r['meets_target'] else 'missed'} |")
     return "\n".join(lines)
 
