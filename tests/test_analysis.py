@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from sentence_mtl.experiments.analysis import interval, paired
 from sentence_mtl.reporting.answers import spearman_interval
 
@@ -54,3 +56,30 @@ def test_figures_draw_from_records(tmp_path):
     records = [record(s, seed, 0.8 + 0.01 * seed) | {"metric": "accuracy"} for s in ("a", "b") for seed in range(3)]
     plots.interval_dots(records, ["a", "b"], ["topic"], "t", name="dots", figures_dir=tmp_path)
     assert (tmp_path / "arch.png").stat().st_size > 1000 and (tmp_path / "dots.png").stat().st_size > 1000
+
+
+def _retrieval_records():
+    rows = [{"strategy": "bm25", "metric": "ndcg@10", "value": 0.67, "n_test": 300},
+            {"strategy": "pretrained", "metric": "ndcg@10", "value": 0.645, "n_test": 300}]
+    # recipe "a" is better on test, "b" on validation: validation must choose "b"
+    for seed, (a_test, a_val, b_test, b_val) in enumerate([(0.70, 0.60, 0.66, 0.65), (0.71, 0.61, 0.67, 0.66)]):
+        for name, test, val in (("a", a_test, a_val), ("b", b_test, b_val)):
+            rows.append({"strategy": name, "metric": "ndcg@10", "value": test, "seed": seed, "n_test": 300,
+                         "val_ndcg10": val, "train_seconds": 60.0 if name == "a" else 180.0,
+                         "run_id": f"{name}{seed}", **({"best_epoch": 2} if name == "b" else {})})
+            rows.append({"strategy": f"hybrid_{name}", "metric": "ndcg@10", "value": test + 0.05, "seed": seed,
+                         "n_test": 300, "run_id": f"{name}{seed}", "fusion_dense_weight": 0.6,
+                         "fusion_val_ndcg10": {"0.6": val}})
+    return rows
+
+
+def test_retrieval_summary_chooses_the_recipe_on_validation_and_pairs_by_seed():
+    from sentence_mtl.experiments.analysis import retrieval_summary
+
+    summary = retrieval_summary(_retrieval_records())
+    assert summary["chosen"] == "b" and summary["first"] == "a"
+    b = summary["recipes"]["b"]
+    assert b["hybrid"] == "hybrid_b" and b["best_epochs"] == [2, 2] and b["seconds"] == 180.0
+    assert b["minus_first"][0] == pytest.approx(-0.04) and b["hybrid_weights"] == [0.6, 0.6]
+    assert summary["recipes"]["a"]["test"][0] == pytest.approx(0.705)
+    assert retrieval_summary([r for r in _retrieval_records() if r["strategy"] != "bm25"]) is None

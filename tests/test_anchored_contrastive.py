@@ -98,3 +98,22 @@ def test_every_peer_run_pairs_setfit_with_our_recipe_on_the_same_seeds():
     assert {(t, k) for t, k, _ in runs} == {(t, k) for t in grid.tasks for k in grid.setfit_sizes}
     assert {s for *_, s in runs} == set(grid.peer_seeds)
     assert set(dict(grid.setfit_steps)) == set(grid.setfit_sizes)
+
+
+def test_with_self_training_it_reads_a_pool_of_unlabeled_texts_and_says_so(tiny_model_dir):
+    grid = replace(grids.GRIDS["smoke"], model_name=tiny_model_dir, max_seq_length=32)
+    base = strategies.get("anchored_self_training")
+    assert base.reads_unlabeled and base.self_training.unlabeled_pool == 20_000
+    strategy = replace(base, contrastive=strategies.ContrastiveSettings(steps=2, per_class=2),
+                       self_training=replace(base.self_training, unlabeled_pool=3, pseudo_per_class=1))
+    train = TaskData("topic", "fake", "train", list(TEXTS), TOPIC, ("World", "Sports", "Business", "Sci/Tech"))
+    record = finetune_runs.run_anchored_contrastive(Recorder("t", get_profile("smoke"), {}), strategy, train,
+                                                    replace(train, split="test"), 1, 0, grid)
+    assert record["strategy"] == "anchored_self_training" and record["n_unlabeled"] == 3
+    assert 0 < record["n_pseudo_labelled"] <= 4 and 0 <= record["pseudo_label_accuracy"] <= 1
+
+
+def test_the_unlabeled_variant_runs_at_the_low_data_end_of_the_peer_grid():
+    grid = grids.GRIDS["standard"]
+    assert set(grid.unlabeled_peer_runs()) <= set(grid.peer_runs())
+    assert {k for _, k, _ in grid.unlabeled_peer_runs()} == {8} and {t for t, *_ in grid.unlabeled_peer_runs()} == set(grid.tasks)

@@ -67,3 +67,48 @@ def test_registry_promotes_only_better_runs(tmp_path):
     assert json.loads((tmp_path / "r1" / "run_config.json").read_text()) == {"seed": 1}
     assert json.loads((tmp_path / "r1" / "config.json").read_text()) == {"model_type": "bert"}  # untouched
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_hard_negative_is_the_top_bm25_document_that_is_neither_relevant_nor_too_close():
+    from sentence_mtl.retrieval import bm25_hard_negatives
+
+    doc_ids = ["pos", "twin", "lexical", "other"]
+    sparse = np.array([[9.0, 8.0, 7.0, 1.0]])  # BM25: positive, then an unjudged twin, then a lexical match
+    dense = np.array([[0.80, 0.78, 0.50, 0.10]])  # the twin scores 97.5% of the positive: a likely false negative
+    assert bm25_hard_negatives(sparse, dense, ["q"], doc_ids, {"q": {"pos": 1}}) == {"q": "lexical"}
+    assert bm25_hard_negatives(sparse, dense, ["q"], doc_ids, {"q": {"pos": 1}}, max_ratio=1.0) == {"q": "twin"}
+    with pytest.raises(ValueError, match="false-negative filter"):
+        bm25_hard_negatives(sparse, dense, ["q"], doc_ids, {"q": {"pos": 1}}, max_ratio=0.0)
+
+
+def test_training_pairs_carry_each_claims_negative_as_a_third_column():
+    data = _data()
+    anchors, positives, negatives = training_pairs(data, {q: "0" if q != "q0" else "1" for q in data.qrels})
+    assert len(anchors) == len(positives) == len(negatives) == 10
+    assert negatives[0] == "t1 text 1" and negatives[1] == "t0 text 0" and positives[0] == "t0 text 0"
+
+
+def test_finetune_refuses_settings_that_do_not_match_its_inputs():
+    from sentence_mtl.retrieval import RetrievalConfig, finetune_mnrl
+
+    with pytest.raises(ValueError, match="third column"):
+        finetune_mnrl((["a"], ["b"]), RetrievalConfig(hard_negatives=True), "unused")
+    with pytest.raises(ValueError, match="validation"):
+        finetune_mnrl((["a"], ["b"]), RetrievalConfig(select_epoch=True), "unused")
+
+
+def test_new_settings_at_their_defaults_keep_the_stored_runs_keys():
+    from sentence_mtl.experiments.store import fingerprint
+    from sentence_mtl.retrieval import RetrievalConfig
+
+    assert set(fingerprint(RetrievalConfig())) == {"__class__", *RetrievalConfig.__dataclass_fields__} - {
+        "hard_negatives", "select_epoch"}
+
+
+def test_bm25s_stems_so_inflected_words_match():
+    from sentence_mtl.retrieval import bm25s_scores
+
+    docs = ["mutations in the gene cause disease", "weather report for the weekend", "gene therapy trials"]
+    scores = bm25s_scores(["a mutation causing the disease"], docs)
+    assert scores.shape == (1, 3) and scores.argmax() == 0  # "mutation" ~ "mutations", "causing" ~ "cause"
+    assert bm25_scores(["mutation causing"], docs)[0].max() == 0.0 and bm25s_scores(["mutation causing"], docs)[0, 0] > 0

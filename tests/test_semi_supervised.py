@@ -95,3 +95,19 @@ def test_registry_declares_the_semi_supervised_strategies():
     assert strategies.get("self_training").self_training == SelfTrainingSettings()
     with pytest.raises(ValueError, match="Unknown strategy"):
         strategies.get("self_train")
+
+
+def test_unlabeled_pool_is_a_fixed_random_draw_that_never_holds_a_labelled_row():
+    from sentence_mtl.semi_supervised import unlabeled_pool
+
+    labelled = np.array([0, 5, 9])
+    pool = unlabeled_pool(100, labelled, 20, seed=3)
+    assert len(pool) == 20 and not set(pool) & set(labelled) and np.array_equal(pool, unlabeled_pool(100, labelled, 20, 3))
+    assert len(unlabeled_pool(100, labelled, None, 0)) == 97 and len(unlabeled_pool(10, labelled, 50, 0)) == 7
+
+
+def test_a_pool_setting_at_its_default_leaves_the_stored_keys_of_self_training_alone():
+    from sentence_mtl.experiments.store import fingerprint
+
+    assert "unlabeled_pool" not in fingerprint(SelfTrainingSettings())
+    assert fingerprint(SelfTrainingSettings(unlabeled_pool=5))["unlabeled_pool"] == 5

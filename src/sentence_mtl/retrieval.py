@@ -2,8 +2,9 @@
 
 Fine-tuning uses sentence-transformers' own trainer and ``MultipleNegativesRankingLoss``
 (in-batch negatives; the ``NO_DUPLICATES`` batch sampler keeps a text from appearing twice in
-a batch, where it would be a false negative). Ranking metrics are computed here, exactly, by
-scoring every query against the whole corpus.
+a batch, where it would be a false negative), optionally with one hard negative per pair mined
+by BM25 and several epochs, the one kept chosen on validation queries. Ranking metrics are
+computed here, exactly, by scoring every query against the whole corpus.
 
 The registry is the fine-tune -> version -> evaluate -> promote -> serve flow: every run is
 saved under ``models/retrieval/<run-id>/`` with its metrics and config, and ``best`` (a
@@ -17,7 +18,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,22 @@ def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
     return np.stack([bm25.get_scores(tokens(q)) for q in queries])
 
 
+def bm25s_scores(queries: list[str], documents: list[str]) -> np.ndarray:
+    """BM25 as MTEB runs it: the ``bm25s`` library's Lucene variant, English stop words removed and
+    words stemmed (Snowball via PyStemmer). Stemming is the difference from ``bm25_scores``."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    tokens = lambda texts: bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)  # noqa: E731
+    retriever = bm25s.BM25(method="lucene")
+    retriever.index(tokens(documents), show_progress=False)
+    ids, scores = retriever.retrieve(tokens(queries), k=len(documents), show_progress=False)
+    full = np.zeros((len(queries), len(documents)))
+    np.put_along_axis(full, ids, scores, axis=1)
+    return full
+
+
 # --------------------------------------------------------------------------- hybrid: BM25 + dense
 
 FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(11))  # the dense share, chosen on validation
@@ -126,15 +143,42 @@ def split_queries(data: RetrievalData, n_val: int, seed: int = 0) -> tuple[Retri
     return part(lambda q: q not in val), replace(part(lambda q: q in val), split="val")
 
 
-def training_pairs(data: RetrievalData) -> tuple[list[str], list[str]]:
-    """(claim, relevant abstract) pairs, one per judged pair."""
-    anchors, positives = [], []
+def training_pairs(data: RetrievalData, negatives: dict[str, str] | None = None) -> tuple[list[str], ...]:
+    """(claim, relevant abstract) pairs, one per judged pair; with ``negatives`` (query id -> document
+    id, from ``bm25_hard_negatives``) a third column holds the query's hard negative."""
+    anchors, positives, hard = [], [], []
     for qid, docs in sorted(data.qrels.items()):
         for did, rel in sorted(docs.items()):
             if rel > 0:
                 anchors.append(data.queries[qid])
                 positives.append(document_text(data.corpus[did]))
-    return anchors, positives
+                if negatives is not None:
+                    hard.append(document_text(data.corpus[negatives[qid]]))
+    return (anchors, positives, hard) if negatives is not None else (anchors, positives)
+
+
+FALSE_NEGATIVE_RATIO = 0.95  # NV-Retriever's "TopK-PercPos" threshold (Moreira et al. 2024)
+
+
+def bm25_hard_negatives(sparse: np.ndarray, dense: np.ndarray, query_ids: list[str], doc_ids: list[str],
+                        qrels: dict, max_ratio: float = FALSE_NEGATIVE_RATIO) -> dict[str, str]:
+    """Per query, the highest-ranked BM25 document that is neither judged relevant nor suspiciously
+    close to the query: its cosine score under the pretrained encoder (``dense``) must stay below
+    ``max_ratio`` times that of the least similar relevant document. A candidate the encoder ranks
+    with the true positives is more likely an unjudged positive than a negative (false-negative
+    filtering after Moreira et al. 2024). ``sparse``, ``dense``: queries x ``doc_ids`` scores."""
+    position = {d: j for j, d in enumerate(doc_ids)}
+    negatives = {}
+    for i, qid in enumerate(query_ids):
+        relevant = [position[d] for d, rel in qrels[qid].items() if rel > 0 and d in position]
+        ceiling = max_ratio * dense[i, relevant].min() if relevant else np.inf
+        for j in np.argsort(-sparse[i], kind="stable"):
+            if j not in relevant and dense[i, j] < ceiling:
+                negatives[qid] = doc_ids[j]
+                break
+        else:
+            raise ValueError(f"no hard negative passes the false-negative filter for query {qid!r}")
+    return negatives
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -151,33 +195,61 @@ class RetrievalConfig:
     scale: float = 20.0  # MultipleNegativesRankingLoss temperature (1/scale)
     seed: int = 0
     n_val_queries: int = 100
+    # keyed only when set: the run store's keys of the runs stored before these existed stay valid
+    hard_negatives: bool = field(default=False, metadata={"keyed_when_set": True})  # a third column
+    select_epoch: bool = field(default=False, metadata={"keyed_when_set": True})  # best epoch on validation
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def finetune_mnrl(pairs: tuple[list[str], list[str]], config: RetrievalConfig, output_dir: str | Path):
-    """Fine-tune with sentence-transformers' trainer and MNRL; returns the SentenceTransformer."""
+VALIDATION_METRIC = "eval_val_cosine_ndcg@10"  # what the trainer logs for the evaluator named "val"
+
+
+def finetune_mnrl(pairs: tuple[list[str], ...], config: RetrievalConfig, output_dir: str | Path,
+                  validation: tuple[dict, dict, dict] | None = None):
+    """Fine-tune with sentence-transformers' trainer and MNRL; returns the SentenceTransformer and
+    the trainer's log. ``pairs``: (anchors, positives) or (anchors, positives, hard negatives).
+    With ``config.select_epoch``, ``validation`` = (queries, corpus, relevant ids) scores every
+    epoch (NDCG@10) and the best epoch's weights are the ones returned."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
     from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from .encoder import resolve_model_path
 
+    if config.hard_negatives != (len(pairs) == 3):
+        raise ValueError("config.hard_negatives says whether pairs carry a third column of hard negatives")
+    if config.select_epoch and validation is None:
+        raise ValueError("config.select_epoch needs validation = (queries, corpus, relevant ids)")
     model = SentenceTransformer(resolve_model_path(config.model), device="cpu" if not _cuda() else None)
     model.max_seq_length = config.max_seq_length
-    dataset = Dataset.from_dict({"anchor": pairs[0], "positive": pairs[1]})
+    dataset = Dataset.from_dict(dict(zip(("anchor", "positive", "negative"), pairs)))
+    selection = {}
+    if config.select_epoch:
+        selection = {"eval_strategy": "epoch", "save_strategy": "epoch", "save_only_model": True,
+                     "load_best_model_at_end": True, "metric_for_best_model": VALIDATION_METRIC,
+                     "greater_is_better": True, "save_total_limit": 2}
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", eval_strategy="no",
+        batch_sampler=BatchSamplers.NO_DUPLICATES, **({"save_strategy": "no", "eval_strategy": "no"} | selection),
         logging_steps=5, report_to=[], disable_tqdm=False, use_cpu=not _cuda())
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+    evaluator = InformationRetrievalEvaluator(*validation, name="val", batch_size=32, write_csv=False,
+                                              ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[10],
+                                              precision_recall_at_k=[10], map_at_k=[10]) if config.select_epoch else None
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, evaluator=evaluator,
                                          loss=MultipleNegativesRankingLoss(model, scale=config.scale))
     trainer.train()
     return model, trainer.state.log_history
+
+
+def validation_by_epoch(history: list[dict]) -> list[float]:
+    """The validation NDCG@10 after each epoch, from the trainer's log (empty without selection)."""
+    return [entry[VALIDATION_METRIC] for entry in history if VALIDATION_METRIC in entry]
 
 
 def _cuda() -> bool:

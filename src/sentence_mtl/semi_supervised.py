@@ -58,6 +58,15 @@ def most_confident(scores: np.ndarray, per_class: int, exclude: np.ndarray) -> t
     return rows, predicted[rows]
 
 
+def unlabeled_pool(n_train: int, labelled: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """Rows of the training set to read without their labels: ``size`` drawn at random (not by
+    class: the labels are hidden), never a labelled row; None: every other row."""
+    rest = np.setdiff1d(np.arange(n_train), labelled)
+    if size is None or size >= len(rest):
+        return rest
+    return np.sort(np.random.default_rng(seed).choice(rest, size=size, replace=False))
+
+
 def self_train(pool: np.ndarray, labelled: np.ndarray, labels: np.ndarray, prototypes: np.ndarray,
                settings: SelfTrainingSettings) -> tuple[LogisticRegression, np.ndarray, np.ndarray]:
     """Self-training from the label prior on a pool of embeddings whose rows ``labelled`` carry ``labels``.

@@ -9,10 +9,11 @@ A strategy says *what* trains and *how*; ``strategy_training`` trains one, ``exp
   blocks (``cache.cached_layer_states``), so the lower blocks never run during training.
 - ``self_training``: backbone frozen; the label prior pseudo-labels the unlabeled training
   texts and a logistic regression learns from the labelled plus the most confident ones
-  (``semi_supervised``). The only strategy that reads unlabeled texts.
+  (``semi_supervised``).
 - ``contrastive``: the encoder fine-tuned contrastively on the labelled examples with the label
   descriptions as anchors, then the label prior on the tuned encoder (``anchored_contrastive``);
-  one task at a time, as SetFit.
+  one task at a time, as SetFit. With ``self_training`` set, self-training follows on the tuned
+  encoder. Strategies with ``self_training`` are the ones that read unlabeled texts.
 - ``finetune``: tokens in, backbone parts trainable per phase; covers full fine-tuning,
   gradual unfreezing, layer-wise learning-rate decay, LoRA, and LP-FT (``linear_probe_first``:
   the heads first learn on the frozen encoder's cached embeddings, then everything trains).
@@ -48,6 +49,8 @@ class SelfTrainingSettings:
     rounds: int = 2
     labelled_weight: float = 3.0  # a real label counts as this many pseudo-labels
     inverse_regularisation: float = 1.0  # scikit-learn's C
+    # unlabeled texts drawn at random from the training set; None: all of it (encoded once, when frozen)
+    unlabeled_pool: int | None = field(default=None, metadata={"keyed_when_set": True})
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
              summary="the encoder fine-tuned with a supervised contrastive loss on the labelled examples, each "
                      "label's description an anchor in every batch; then the label prior on it (after AncSetFit, "
                      "Pauli et al. 2023)"),
+    Strategy("anchored_self_training", "contrastive", contrastive=ContrastiveSettings(),
+             self_training=SelfTrainingSettings(unlabeled_pool=20_000),
+             summary="anchored_contrastive, then self-training on its tuned encoder: the label prior pseudo-labels "
+                     "20,000 unlabeled training texts, logistic regression on labelled + most confident, 2 rounds"),
     Strategy("lora", "finetune", phases=(Phase(("heads", "lora")),), lora=LoraSettings(), encoder_lr=1e-3,
              summary="backbone frozen; rank-8 LoRA adapters on every linear layer + heads (peft)"),
 ]}

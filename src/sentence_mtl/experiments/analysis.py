@@ -162,3 +162,37 @@ def bootstrap(statistics: dict, n_items: int, reps: int = 1000, seed: int = 0) -
         for name, statistic in statistics.items():
             draws[name][r] = statistic(idx)
     return draws
+
+
+def retrieval_summary(records: list[dict]) -> dict | None:
+    """Notebook 05's records as notebook 05, the README and the report all state them: NDCG@10 of
+    BM25 and the pretrained encoder; per fine-tuning recipe (the records carrying ``val_ndcg10``)
+    its mean over seeds with a 95% interval, its validation score, its hybrid with BM25 and its
+    seconds; the recipe validation chooses (never the test set); and each other recipe minus the
+    first, paired by seed. Intervals cover the seeds; the queries are fixed."""
+    ndcg = [r for r in records if r["metric"] == "ndcg@10"]
+    by_seed = lambda s: {r.get("seed"): r for r in ndcg if r["strategy"] == s}  # noqa: E731
+    fixed = {s: next((r["value"] for r in ndcg if r["strategy"] == s), None)
+             for s in ("bm25", "bm25s", "pretrained", "hybrid_bm25_pretrained", "hybrid_bm25s_pretrained")}
+    recipes = list(dict.fromkeys(r["strategy"] for r in ndcg if r.get("val_ndcg10") is not None))
+    if not recipes or fixed["bm25"] is None or fixed["pretrained"] is None:
+        return None
+    summary = {**fixed, "n_queries": ndcg[0]["n_test"], "recipes": {}}
+    for s in recipes:
+        runs = by_seed(s)
+        ids = {r["run_id"] for r in runs.values()}
+        hybrid = next((r["strategy"] for r in ndcg if r.get("run_id") in ids and "fusion_val_ndcg10" in r), None)
+        summary["recipes"][s] = {
+            "test": interval([r["value"] for r in runs.values()]), "seeds": len(runs),
+            "val": sum(r["val_ndcg10"] for r in runs.values()) / len(runs),
+            "seconds": sum(r["train_seconds"] for r in runs.values()) / len(runs),
+            "best_epochs": [r["best_epoch"] for r in runs.values() if "best_epoch" in r],
+            "hybrid": hybrid, "hybrid_test": interval([r["value"] for r in by_seed(hybrid).values()]) if hybrid else None,
+            "hybrid_weights": sorted(r["fusion_dense_weight"] for r in by_seed(hybrid).values()) if hybrid else []}
+        if s != recipes[0]:
+            first, this = by_seed(recipes[0]), runs
+            seeds = sorted(set(first) & set(this))
+            summary["recipes"][s]["minus_first"] = interval([this[k]["value"] - first[k]["value"] for k in seeds])
+    summary["first"] = recipes[0]
+    summary["chosen"] = max(recipes, key=lambda s: summary["recipes"][s]["val"])
+    return summary

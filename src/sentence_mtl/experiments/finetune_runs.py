@@ -120,27 +120,41 @@ def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed
 
 def run_anchored_contrastive(recorder: Recorder, strategy: Strategy, train: TaskData, test: TaskData, k: int,
                              seed: int, grid) -> dict:
-    """Our labelled-only recipe against the peer (``anchored_contrastive``): one task, SetFit's
-    setting (the same sample, backbone and test subset), the label descriptions as its only extra input."""
+    """Our recipe against the peer (``anchored_contrastive``): one task, SetFit's setting (the same
+    sample, backbone and test subset), the label descriptions as its only extra input. With
+    ``strategy.self_training`` (``anchored_self_training``), self-training on the tuned encoder
+    follows, reading a pool of unlabeled training texts: a different setting from SetFit's."""
     from ..anchored_contrastive import train_anchored
     from ..encoder import SentenceEncoder
-    from ..semi_supervised import label_prior_prototypes, nearest_prototype
+    from ..semi_supervised import label_prior_prototypes, nearest_prototype, self_train, unit, unlabeled_pool
 
     encoder = SentenceEncoder.from_pretrained(grid.model_name, max_seq_length=grid.max_seq_length)
     idx = sample(train, k, seed)
     texts, labels = [train.texts[i] for i in idx], train.labels[idx]
     descriptions = TASKS[train.task].label_descriptions
     activations = SavedActivations(encoder.parameters())
+    extra = {}
     with measure() as cost:
         losses = train_anchored(encoder, texts, labels, descriptions, strategy.contrastive, seed, activations)
-        prototypes = label_prior_prototypes(encoder.encode(texts, batch_size=64), labels, encoder.encode(descriptions))
-    predictions = nearest_prototype(encoder.encode(test.texts, batch_size=64), prototypes)
+        labelled_vectors = encoder.encode(texts, batch_size=64)
+        prototypes = label_prior_prototypes(labelled_vectors, labels, encoder.encode(descriptions))
+        predict = lambda vectors: nearest_prototype(vectors, prototypes)  # noqa: E731
+        if strategy.self_training:
+            settings = strategy.self_training
+            pool = unlabeled_pool(len(train), idx, settings.unlabeled_pool, seed)
+            vectors = np.concatenate([labelled_vectors, encoder.encode([train.texts[i] for i in pool], batch_size=64)])
+            classifier, rows, pseudo = self_train(vectors, np.arange(len(idx)), labels, prototypes, settings)
+            predict = lambda vectors: classifier.predict(unit(vectors))  # noqa: E731
+            gold = np.concatenate([labels, train.labels[pool]])  # hidden from the method: a diagnostic
+            extra = {"n_unlabeled": len(pool), "n_pseudo_labelled": len(rows),
+                     "pseudo_label_accuracy": float((pseudo == gold[rows]).mean())}
+    predictions = predict(encoder.encode(test.texts, batch_size=64))
     metric, value = benchmark_metric(test.task, test.labels, predictions)
     return recorder.add(task=test.task, dataset=test.dataset, strategy=strategy.name, seed=seed, n_per_class=k,
                         metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
                         trainable_params=sum(p.numel() for p in encoder.parameters()),
                         peak_memory_mb=cost.peak_memory_mb, steps=strategy.contrastive.steps,
-                        final_loss=float(np.mean(losses[-4:])),
+                        final_loss=float(np.mean(losses[-4:])), **extra,
                         strategy_config=asdict(strategy),
                         **training_memory_mb(activations.peak_bytes, encoder.parameters()))
 

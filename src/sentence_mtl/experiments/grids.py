@@ -57,6 +57,7 @@ class StudyGrid:
     cost_size: int  # examples per class of the cost-vs-quality figure
     max_seq_length: int = 128
     contrastive_steps: int | None = None  # anchored_contrastive's steps; None: the strategy's own
+    unlabeled_peer_sizes: tuple[int, ...] = (8,)  # sizes of anchored_self_training (the low-data end)
     model_name: str = DEFAULT_MODEL
     tasks: tuple[str, ...] = ("topic", "sentiment")
     encoder_strategies: tuple[str, ...] = ("full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6",
@@ -87,6 +88,10 @@ class StudyGrid:
     def peer_runs(self) -> list[tuple[str, int, int]]:
         """(task, size, seed) of SetFit and of our labelled-only recipe against it."""
         return [(t, k, s) for t in self.tasks for k in self.setfit_sizes for s in self.peer_seeds]
+
+    def unlabeled_peer_runs(self) -> list[tuple[str, int, int]]:
+        """(task, size, seed) of the recipe with self-training on top, a subset of ``peer_runs``."""
+        return [(t, k, s) for t, k, s in self.peer_runs() if k in self.unlabeled_peer_sizes]
 
 
 GRIDS = {
@@ -147,6 +152,24 @@ RETRIEVAL_GRIDS = {
     "standard": RetrievalGrid(100, 32, None, None, None, shared_registry=True),
     "large": RetrievalGrid(100, 32, None, None, None, shared_registry=False),
 }
+
+
+@dataclass(frozen=True)
+class RetrievalRecipe:
+    """One way of fine-tuning for retrieval: the names of its records (the dense encoder alone, its
+    score fusion and its reciprocal-rank fusion with BM25) and its ``RetrievalConfig`` settings."""
+
+    dense: str
+    hybrid: str
+    rrf: str
+    settings: tuple[tuple[str, object], ...] = ()
+
+
+RETRIEVAL_RECIPES = (
+    RetrievalRecipe("finetuned_mnrl", "hybrid_bm25_finetuned", "rrf_bm25_finetuned"),  # one epoch, in-batch negatives
+    RetrievalRecipe("finetuned_bm25_negatives", "hybrid_bm25_negatives", "rrf_bm25_negatives",
+                    (("hard_negatives", True), ("epochs", 2), ("select_epoch", True))),
+)
 
 
 def grid_for(table: dict, profile: Profile):

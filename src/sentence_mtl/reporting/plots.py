@@ -32,7 +32,15 @@ STRATEGY_COLOURS = {name: _TAB20[i] for name, i in {
     "frozen_minilm_logreg": 2, "tfidf_logreg": 15, "tfidf": 15, "bm25": 15, "pretrained": 0, "finetuned_mnrl": 6,
     "hybrid_bm25_pretrained": 1, "hybrid_bm25_finetuned": 9, "rrf_bm25_finetuned": 11,
 }.items()}
-STRATEGY_COLOURS["anchored_contrastive"] = matplotlib.colors.to_rgba("#b0005a")  # ours against the peer: deep magenta
+STRATEGY_COLOURS.update({name: matplotlib.colors.to_rgba(hex_) for name, hex_ in {
+    "anchored_contrastive": "#b0005a",  # ours against the peer: deep magenta
+    "anchored_self_training": "#e87fb7",  # the same with unlabeled texts: its light shade
+    "finetuned_bm25_negatives": "#7a5c00",  # retrieval with BM25 hard negatives: dark gold
+    "hybrid_bm25_negatives": "#d4a017",  # its hybrid with BM25: gold
+    "rrf_bm25_negatives": "#e8cf7a",  # its reciprocal-rank fusion: pale gold
+    "bm25s": "#525252",  # BM25 with stemming (MTEB's): dark grey beside bm25's light grey
+    "hybrid_bm25s_pretrained": "#08519c",  # dark blue beside hybrid_bm25_pretrained's light blue
+}.items()})
 STRATEGY_COLOURS.update({name: PALETTE[i] for i, name in enumerate([  # notebook 04's configurations
     "proportional+equal", "round_robin+equal", "temperature+equal", "annealed+equal", "proportional+static",
     "proportional+uncertainty", "single_task_topic", "single_task_sentiment"])})
@@ -73,22 +81,36 @@ def save(fig, name: str | None, figures_dir: Path | None):
 
 
 def bar_chart(labels, values, ylabel: str, title: str, reference: tuple[str, float] | None = None,
-              errors=None, scale: float = 100.0, fmt: str = "%.1f", name=None, figures_dir=None):
-    """Bars from zero; ``scale`` turns fractions into the unit of ``ylabel`` (100: percent points)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+              errors=None, scale: float = 100.0, fmt: str = "%.1f", name=None, figures_dir=None,
+              horizontal: bool = False):
+    """Bars from zero; ``scale`` turns fractions into the unit of ``ylabel`` (100: percent points).
+    ``horizontal``: one row per label, top to bottom, for many bars or long names."""
     values = [scale * v for v in values]
     errors = None if errors is None else [scale * e for e in errors]
     colours = [STRATEGY_COLOURS.get(label, PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)]
-    bars = ax.bar(labels, values, yerr=errors, color=colours, capsize=4)
-    # values inside the bars' tops and the reference in a legend, so neither collides with the line
-    ax.bar_label(bars, fmt=fmt, label_type="edge", padding=-12, fontsize=8, color="white")
-    if reference:
-        ax.axhline(scale * reference[1], ls="--", color="k", lw=1, label=reference[0])
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    ax.set_ylim(0, 1.18 * max([*values, scale * reference[1] if reference else 0]))
-    ax.set_ylabel(ylabel)
+    top = 1.18 * max([*values, scale * reference[1] if reference else 0])
+    if horizontal:
+        fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.32 * len(labels)))
+        bars = ax.barh(labels, values, xerr=errors, color=colours, capsize=3)
+        ax.bar_label(bars, fmt=fmt, padding=8, fontsize=8)  # beside the bar (past its error cap): any colour reads
+        ax.set_ylim(len(labels) - 0.5, -1.4)  # the first label on top, as in a table; a free row above it
+        if reference:  # named in that free row, where no bar or value can cover it
+            ax.axvline(scale * reference[1], ls="--", color="k", lw=1)
+            ax.text(scale * reference[1], -0.95, f" {reference[0]}", fontsize=8, va="center", ha="left")
+        ax.set_xlim(0, top)
+        ax.set_xlabel(ylabel)
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        bars = ax.bar(labels, values, yerr=errors, color=colours, capsize=4)
+        # values inside the bars' tops and the reference in a legend, so neither collides with the line
+        ax.bar_label(bars, fmt=fmt, label_type="edge", padding=-12, fontsize=8, color="white")
+        if reference:
+            ax.axhline(scale * reference[1], ls="--", color="k", lw=1, label=reference[0])
+            ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        ax.set_ylim(0, top)
+        ax.set_ylabel(ylabel)
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     ax.set_title(title)
-    plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     return save(fig, name, figures_dir)
 
 

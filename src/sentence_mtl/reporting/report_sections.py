@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..experiments.analysis import paired, percent_cell, same_test_items, summarize
+from ..experiments.analysis import paired, percent_cell, retrieval_summary, same_test_items, summarize
 from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 
@@ -46,6 +46,7 @@ CITATIONS = {
     "tweeteval_bertweet": ["nguyen2020", "barbieri2020"],
     "tweeteval_timelms": ["loureiro2022"],
     "scifact_bm25_ndcg10": ["thakur2021", "wadden2020"],
+    "scifact_bm25s_ndcg10": ["lu2024", "thakur2021"],
     "scifact_bge_small_ndcg10": ["xiao2023"],
 }
 # Published numbers whose primary source is not named in references.PUBLISHED (model papers cited).
@@ -53,7 +54,7 @@ UNTRACED = ("ag_news_full_distilbert", "ag_news_full_roberta_large")
 
 STRATEGIES_03 = ("majority_class", "zero_shot", "nearest_centroid", "label_prior", "frozen_backbone", "self_training", "top1_unfrozen", "top2_unfrozen",
                  "full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6", "lp_ft", "lora", "setfit",
-                 "anchored_contrastive", "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
+                 "anchored_contrastive", "anchored_self_training", "sequential_frozen_backbone", "sequential_trainable_backbone", "sequential_lora")
 STRATEGY_NOTES = {  # the registry's own summaries, plus the peer and the sequential variants
     **{name: strategy.summary for name, strategy in STRATEGIES.items()},
     "setfit": "contrastive fine-tuning on pairs, then a classifier (SetFit)",
@@ -342,19 +343,14 @@ def retrieval(records: list[dict]) -> dict:
     metrics = _ordered(r["metric"] for r in records)
     rows = [{"model": s, "cells": [cell(records, file, {"strategy": s, "metric": m}) for m in metrics]}
             for s in _ordered(r["strategy"] for r in records)]
-    by = {row["model"]: dict(zip(metrics, row["cells"])) for row in rows}
-    gains = {}
-    if "ndcg@10" in metrics and "finetuned_mnrl" in by:
-        ft = by["finetuned_mnrl"]["ndcg@10"]["mean"]
-        for base in ("pretrained", "bm25"):
-            if base in by and by[base]["ndcg@10"]:
-                gains[base] = f"{100 * (ft - by[base]['ndcg@10']['mean']):+.1f}"
+    summary = retrieval_summary(records)
     config = records[0].get("config")
     docs = config.get("n_documents") if isinstance(config, dict) else None
-    train_seconds = [r["train_seconds"] for r in records if r["strategy"] == "finetuned_mnrl" and r["metric"] == metrics[0]]
-    return {"file": f"results/{file}.json", "metrics": metrics, "rows": rows, "gains": gains,
+    return {"file": f"results/{file}.json", "metrics": metrics, "rows": rows,
             "n_queries": count(records[0].get("n_test", "?")), "n_documents": count(docs) if docs else "?",
-            "finetune_seconds": f"{_mean(train_seconds):.0f}" if train_seconds else "?",
+            "chosen": summary["chosen"] if summary else "?",
+            "recipes": [{"name": s, "minutes": f"{r['seconds'] / 60:.0f}", "val": f"{100 * r['val']:.1f}"}
+                        for s, r in (summary["recipes"].items() if summary else [])],
             "published_bm25": published("scifact_bm25_ndcg10")}
 
 
