@@ -261,6 +261,21 @@ def test_quantized_int8_close_to_fp32_and_original_untouched(encoder, embeddings
     np.testing.assert_allclose(encoder.encode(texts), embeddings[rows], atol=1e-5)
 
 
+def test_onnx_int8_close_to_fp32_same_order_original_untouched(encoder, embeddings):
+    fast = encoder.onnx_int8()
+    assert (fast.runtime, fast.int8) == ("onnxruntime", True)
+    assert (encoder.runtime, encoder.int8) == ("pytorch", False)
+    assert list(fast.parameters()) == [] and fast.dim == encoder.dim
+    q = fast.encode(SENTENCES, batch_size=3)  # rows come back in input order across length-sorted batches
+    cosines = (q * embeddings).sum(1) / np.linalg.norm(q, axis=1)
+    ordinary = np.array([len(t.split()) >= 4 for t in SENTENCES])  # one- and two-word texts lose more
+    assert (cosines[ordinary] > 0.98).all() and (cosines > 0.9).all(), cosines
+    assert np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5)  # the L2 norm still applies
+    np.testing.assert_allclose(encoder.encode(SENTENCES, batch_size=8), embeddings, atol=1e-5)
+    with pytest.raises(ValueError, match="fp32 PyTorch encoder"):
+        fast.onnx_int8()
+
+
 def test_random_init_differs_from_trained(embeddings):
     random_encoder = SentenceEncoder.from_pretrained(DEFAULT_MODEL, random_init=True)
     assert "random init" in random_encoder.name

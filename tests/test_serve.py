@@ -67,6 +67,7 @@ def test_health_names_models_versions_and_limits(client, model_dirs):
     assert {k: limits[k] for k in ("max_texts", "max_text_chars", "max_documents", "max_body_bytes")} == {
         "max_texts": 8, "max_text_chars": MAX_TEXT_CHARS, "max_documents": 10, "max_body_bytes": 20000}
     assert limits["header_timeout"] > 0 and limits["max_concurrency"] > 0
+    assert multitask["runtime"] == retrieval["runtime"] == "pytorch fp32"
 
 
 def test_health_and_embed_name_model_folders_not_absolute_paths(client, model_dirs):
@@ -320,6 +321,27 @@ def test_an_exception_in_a_model_is_a_logged_500(model_dirs, caplog):
         _assert_error(c.post("/predict", json={"texts": ["x"]}), 500, ["Internal server error"])
         assert c.post("/embed", json={"texts": ["x"]}).status_code == 200
     assert "boom" in caplog.text
+
+
+def test_int8_service_names_its_runtime_and_answers_like_fp32(model_dirs, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from sentence_mtl.serve import create_app_from_env
+
+    monkeypatch.setenv("SENTENCE_MTL_MULTITASK_MODEL", str(model_dirs[0]))
+    monkeypatch.setenv("SENTENCE_MTL_RETRIEVAL_MODEL", str(model_dirs[1]))
+    monkeypatch.setenv("SENTENCE_MTL_INT8", "1")
+    fp32 = SentenceEncoder.from_pretrained(model_dirs[1])
+    texts = ["a sentence about the markets today", "the team won the final"]
+    with TestClient(create_app_from_env()) as c:
+        models = c.get("/health").json()["models"]
+        assert models["multitask"]["runtime"] == models["retrieval"]["runtime"] == "onnxruntime int8"
+        vectors = np.array(c.post("/embed", json={"texts": texts}).json()["vectors"])
+        assert len(c.post("/predict", json={"texts": texts}).json()["predictions"]) == 2
+    assert ((vectors * fp32.encode(texts)).sum(1) > 0.95).all()
+    monkeypatch.setenv("SENTENCE_MTL_INT8", "yes please")
+    with pytest.raises(ValueError, match="SENTENCE_MTL_INT8"):
+        create_app_from_env()
 
 
 def test_serve_with_a_missing_model_exits_2_naming_the_make_command(tmp_path, model_dirs, capsys):

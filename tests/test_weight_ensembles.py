@@ -7,7 +7,7 @@ import torch
 from sentence_mtl.data import DataError, DataSource
 from sentence_mtl.multitask import MultiTaskModel
 from sentence_mtl.out_of_domain import NEGATIVE, NEUTRAL, POSITIVE, OutOfDomainSet, correct, load_uci_sentences, score
-from sentence_mtl.weight_ensembles import interpolate, pretrained_start
+from sentence_mtl.weight_ensembles import CheckpointAverage, interpolate, pretrained_start
 
 
 @pytest.fixture
@@ -39,6 +39,40 @@ def test_interpolation_refuses_bad_alpha_and_other_architectures(two_models, tin
     other = MultiTaskModel.from_encoder_name(tiny_model_dir, ["topic"])
     with pytest.raises(ValueError, match="architecture"):
         interpolate(other, end, 0.5)
+
+
+class _FakeTrainer:
+    """What CheckpointAverage reads from a Trainer: the model, the step count and the interval."""
+
+    def __init__(self, model, total_steps=10, eval_every=3):
+        from types import SimpleNamespace
+
+        self.objective = SimpleNamespace(model=model)
+        self.accelerator = SimpleNamespace(unwrap_model=lambda objective: objective)
+        self.config = SimpleNamespace(eval_every=eval_every)
+        self.total_steps, self.steps_per_epoch = total_steps, total_steps
+
+
+def test_checkpoint_average_is_the_mean_of_the_last_snapshots(two_models):
+    start, end = two_models
+    model = start
+    trainer = _FakeTrainer(model)
+    average = CheckpointAverage(n=2)
+    weights = {}
+    for step in range(1, 11):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(float(step))
+        weights[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        average(trainer, step)
+    assert list(average.steps) == [9, 10]  # every 3 steps (eval_every), and the last step
+    key = next(k for k, v in weights[10].items() if v.is_floating_point())
+    mean = average.averaged(end).state_dict()[key]
+    assert torch.allclose(mean, (weights[9][key] + weights[10][key]) / 2)
+    with pytest.raises(ValueError, match="no snapshot"):
+        CheckpointAverage(n=3).averaged(end)
+    with pytest.raises(ValueError, match="n >= 1"):
+        CheckpointAverage(n=0)
 
 
 def test_pretrained_start_restores_the_encoder_and_fits_probe_heads(two_models, tiny_model_dir):

@@ -123,6 +123,7 @@ class SentenceEncoder(nn.Module):
         hidden = backbone.config.hidden_size
         self.projection = nn.Linear(hidden, projection_dim) if projection_dim else None
         self.int8 = False
+        self.runtime = "pytorch"  # or "onnxruntime" (onnx_int8)
 
     # ---- construction
 
@@ -238,6 +239,19 @@ class SentenceEncoder(nn.Module):
         clone.int8 = True
         return clone
 
+    def onnx_int8(self, threads: int | None = None) -> "SentenceEncoder":
+        """A copy whose backbone runs in ONNX Runtime with int8 weights, one scale per output
+        channel (``sentence_mtl.onnx_int8``): the fastest CPU path measured that keeps STS-B
+        quality (``benchmarks/int8_onnx.py``). Inference only; pooling and projection are unchanged."""
+        from .onnx_int8 import OnnxInt8Backbone
+
+        if self.runtime != "pytorch" or self.int8:
+            raise ValueError("onnx_int8() starts from an fp32 PyTorch encoder, not an already quantised one.")
+        fast = OnnxInt8Backbone(self.backbone, self.tokenizer, threads)
+        clone = copy.deepcopy(self, {id(self.backbone): fast}).eval()  # every part copied but the backbone
+        clone.int8, clone.runtime = True, "onnxruntime"
+        return clone
+
     # ---- the computation
 
     def pool(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -307,7 +321,7 @@ class SentenceEncoder(nn.Module):
         self.eval()
         features = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)
         order = np.argsort([-len(ids) for ids in features["input_ids"]], kind="stable")
-        device = next(self.parameters()).device
+        device = next(self.parameters(), torch.empty(0)).device  # ONNX Runtime backbone: no parameters
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="encode", disable=not show_progress, leave=False):

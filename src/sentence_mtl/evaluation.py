@@ -53,3 +53,13 @@ def tfidf_sts_spearman(pairs, fit_texts: list[str]) -> float:
     b = vectorizer.transform(pairs.sentences2)
     cosines = np.asarray(a.multiply(b).sum(1)).ravel()  # rows are already L2-normalised
     return float(spearmanr(cosines, pairs.scores).statistic)
+
+
+def task_metrics(task: str, data, probabilities: np.ndarray) -> dict:
+    """A task's classification metrics from the model's class probabilities on ``data``, with the
+    benchmark's own metric named (``benchmark_metric``) and its value (``benchmark_value``)."""
+    metrics = classification_metrics(data.labels, probabilities.argmax(1), len(data.label_names))
+    metrics["benchmark_metric"] = TASKS[task].metric if task in TASKS else "accuracy"
+    metrics["benchmark_value"] = metrics[metrics["benchmark_metric"]]
+    metrics["n"] = len(data)
+    return metrics

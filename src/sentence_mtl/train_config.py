@@ -52,6 +52,8 @@ class TrainConfig:
     static_weights: dict[str, float] = field(default_factory=dict)
     eval_every: int | None = None  # steps between validations; None: once per epoch
     early_stopping_patience: int | None = 2
+    # average the weights of the last N validation points; kept when its validation metric is higher
+    average_last: int | None = field(default=None, metadata={"keyed_when_set": True})
     freeze: tuple[str, ...] = ()  # MultiTaskModel parts to freeze, e.g. ("embeddings",)
     bucket_size: int = 50  # batches per length-sorting pool
     seed: int = 0
@@ -149,7 +151,7 @@ def _reject_constant(name: str):
 _RANGES = {
     **{key: (lambda v: v >= 1, "an integer >= 1") for key in (
         "batch_size", "epochs", "max_seq_length", "steps_per_epoch", "head_hidden_dim", "eval_every",
-        "early_stopping_patience", "bucket_size", "log_every", "train_per_class", "val_max_per_task")},
+        "early_stopping_patience", "average_last", "bucket_size", "log_every", "train_per_class", "val_max_per_task")},
     "seed": (lambda v: v >= 0, "an integer >= 0"),
     "data_seed": (lambda v: v >= 0, "an integer >= 0"),
     **{key: (lambda v: v >= 0, "a number >= 0") for key in (

@@ -35,8 +35,8 @@ from .batch_plan import (MISSING, Source, length_grouped_batches, epoch_plan,  #
                          load_training_data, sampling_probabilities)
 from .checkpoint import (CheckpointError, atomic_dir, load_state, recover_dir, restore_rng_states,
                          rng_states, save_state, verify_dir)
-from .data import TASKS, TaskData
-from .evaluation import classification_metrics
+from .data import TaskData
+from .evaluation import task_metrics
 from .io import InputError, write_json
 from .multitask import MultiTaskModel
 from .train_config import ConfigError, TrainConfig  # noqa: F401 (re-exported)
@@ -123,15 +123,8 @@ def parameter_groups(model: MultiTaskModel, weighting: LossWeighting, config: Tr
 @torch.inference_mode()
 def evaluate(model: MultiTaskModel, val_sets: dict[str, TaskData], batch_size: int = 64) -> dict[str, dict]:
     """Per task: accuracy, macro P/R/F1, confusion matrix and the benchmark's own metric."""
-    results = {}
-    for task, data in val_sets.items():
-        proba = model.predict_proba(data.texts, batch_size=batch_size)[task]
-        metrics = classification_metrics(data.labels, proba.argmax(1), len(data.label_names))
-        metrics["benchmark_metric"] = TASKS[task].metric if task in TASKS else "accuracy"
-        metrics["benchmark_value"] = metrics[metrics["benchmark_metric"]]
-        metrics["n"] = len(data)
-        results[task] = metrics
-    return results
+    return {task: task_metrics(task, data, model.predict_proba(data.texts, batch_size=batch_size)[task])
+            for task, data in val_sets.items()}
 
 
 # --------------------------------------------------------------------------- the loop

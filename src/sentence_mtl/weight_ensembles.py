@@ -1,4 +1,5 @@
-"""Weight-space ensembles of a fine-tuned model and its starting point (WiSE-FT).
+"""Weight-space ensembles: a fine-tuned model with its starting point (WiSE-FT), and a run's
+own checkpoints averaged (checkpoint averaging).
 
 Wortsman et al. 2022 ("Robust fine-tuning of zero-shot models", CVPR) interpolate the weights:
 (1 - alpha) * start + alpha * fine-tuned. Fine-tuning moves the encoder towards the training
@@ -7,11 +8,18 @@ up better on other domains at little cost in domain. Here the start is the pretr
 with linear-probe heads (a logistic regression fitted on its frozen embeddings of the same
 training texts), so alpha = 0 is the frozen-encoder baseline and alpha = 1 the fine-tuned
 model; both ends share one architecture, which interpolation needs.
+
+Checkpoint averaging (Izmailov et al. 2018, "Averaging weights leads to wider optima and better
+generalization", UAI; Kaddour 2022, "Stop wasting my time! Saving days of ImageNet and BERT
+training with latest weight averaging") takes the uniform mean of the weights a run passed
+through near its end: the points lie in one basin, and their mean sits nearer its centre than
+any one of them, which tends to generalise better than the last or the best checkpoint.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import deque
 
 import numpy as np
 import torch
@@ -56,3 +64,52 @@ def pretrained_start(fine_tuned: MultiTaskModel, pretrained_name: str, texts: di
             linear.weight.copy_(torch.from_numpy(probe.coef_).to(linear.weight.dtype))
             linear.bias.copy_(torch.from_numpy(probe.intercept_).to(linear.bias.dtype))
     return start
+
+
+class CheckpointAverage:
+    """A ``Trainer`` step callback that keeps the weights of the last ``n`` snapshots, one every
+    ``every`` steps and one at the last step, and hands back their uniform average.
+
+    Snapshots live in memory: a run resumed from a checkpoint averages those taken after the resume.
+    """
+
+    def __init__(self, n: int, every: int | None = None):
+        if n < 1 or (every is not None and every < 1):
+            raise ValueError(f"checkpoint averaging needs n >= 1 and every >= 1, got n={n}, every={every}")
+        self.every = every  # None: the run's validation interval (eval_every, else once per epoch)
+        self.snapshots: deque[dict[str, torch.Tensor]] = deque(maxlen=n)
+        self.steps: deque[int] = deque(maxlen=n)
+
+    def __call__(self, trainer, step: int) -> None:
+        every = self.every or trainer.config.eval_every or trainer.steps_per_epoch
+        if step % every == 0 or step == trainer.total_steps:
+            model = trainer.accelerator.unwrap_model(trainer.objective).model
+            self.snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            self.steps.append(step)
+
+    def averaged(self, like: nn.Module) -> nn.Module:
+        """A copy of ``like`` holding the mean of the snapshots (integer buffers: the last one's)."""
+        if not self.snapshots:
+            raise ValueError("no snapshot taken yet: the run ended before its first averaging step")
+        last = self.snapshots[-1]
+        mean = {k: torch.stack([s[k] for s in self.snapshots]).mean(0) if v.is_floating_point() else v
+                for k, v in last.items()}
+        model = copy.deepcopy(like)
+        model.load_state_dict(mean)
+        return model
+
+
+def keep_better_on_validation(best: MultiTaskModel, best_metric: float, average: CheckpointAverage,
+                              val_sets: dict) -> tuple[MultiTaskModel, dict]:
+    """The run's best checkpoint or the average of its last snapshots, whichever has the higher
+    mean validation metric (ties keep the checkpoint), and what was compared."""
+    from .training import evaluate
+
+    averaged = average.averaged(best)
+    metrics = evaluate(averaged, val_sets)
+    mean = float(np.mean([m["benchmark_value"] for m in metrics.values()]))
+    kept = mean > best_metric
+    summary = {"snapshot_steps": list(average.steps), "average_validation_metric": mean,
+               "average_validation": {t: m["benchmark_value"] for t, m in metrics.items()},
+               "best_checkpoint_validation_metric": best_metric, "kept": "average" if kept else "best checkpoint"}
+    return (averaged if kept else best), summary

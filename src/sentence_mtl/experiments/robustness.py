@@ -1,7 +1,8 @@
 """Sentiment in and out of domain: the model ``make train`` saves, the frozen-encoder baseline,
 and the weight-space ensembles between them (WiSE-FT, ``sentence_mtl.weight_ensembles``).
 
-    python -m sentence_mtl.experiments.robustness --model models/multitask [--output results/robustness.json]
+    python -m sentence_mtl.experiments.robustness --model models/multitask \
+        [--baseline models/baseline_recipe] [--output results/robustness.json]
 
 1. The baseline: the pretrained encoder with logistic-regression heads fitted on its embeddings of
    the very texts the model was trained on (the training sample is rebuilt from its saved config).
@@ -11,7 +12,9 @@ and the weight-space ensembles between them (WiSE-FT, ``sentence_mtl.weight_ense
 3. alpha = 0, the chosen alpha and alpha = 1 on the official test sets and the out-of-domain sets,
    with 95% intervals and paired differences from one bootstrap over the items (every model is
    scored on the same resamples). News (AG News test texts) read by the sentiment head shows how
-   often factual text is called neutral.
+   often factual text is called neutral. ``--baseline``: another fine-tuned model (the previous
+   recipe, ``configs/baseline_recipe.json``) scored beside them on the same items, with its
+   validation metric, so the recipe is chosen on validation in the same run.
 """
 
 from __future__ import annotations
@@ -56,7 +59,15 @@ def training_sample(model: MultiTaskModel, source: DataSource):
     return config.model, texts, labels, val_sets
 
 
-def run(model_dir: Path, source: DataSource, alphas=ALPHAS, reps: int = 1000) -> dict:
+BASELINE, TUNED = "baseline recipe (fine-tuned)", "fine-tuned (make train)"
+
+
+def validation_scores(model: MultiTaskModel, val_sets) -> dict[str, float]:
+    return {task: task_metric(task, np.asarray(data.labels), model.predict_proba(data.texts)[task].argmax(1))
+            for task, data in val_sets.items()}
+
+
+def run(model_dir: Path, source: DataSource, alphas=ALPHAS, reps: int = 1000, baseline_dir: Path | None = None) -> dict:
     start_time = time.perf_counter()
     fine_tuned = MultiTaskModel.from_pretrained(model_dir)
     pretrained_name, texts, labels, val_sets = training_sample(fine_tuned, source)
@@ -66,8 +77,7 @@ def run(model_dir: Path, source: DataSource, alphas=ALPHAS, reps: int = 1000) ->
     curve = []
     for alpha in alphas:
         model = interpolate(start, fine_tuned, alpha)
-        val = {task: task_metric(task, np.asarray(data.labels),
-                                 model.predict_proba(data.texts)[task].argmax(1)) for task, data in val_sets.items()}
+        val = validation_scores(model, val_sets)
         ood = {name: score(model.predict_proba(d.texts)["sentiment"], d) for name, d in out_of_domain.items()}
         curve.append({"alpha": alpha, "validation": val, "validation_mean": float(np.mean(list(val.values()))),
                       "out_of_domain": ood})
@@ -76,10 +86,14 @@ def run(model_dir: Path, source: DataSource, alphas=ALPHAS, reps: int = 1000) ->
     chosen = max(curve, key=lambda c: (c["validation_mean"], c["alpha"]))["alpha"]
 
     compared = {"frozen encoder + logistic regression": 0.0, f"WiSE-FT, alpha {chosen:.1f}": chosen,
-                "fine-tuned (make train)": 1.0}
+                TUNED: 1.0}
     if chosen in (0.0, 1.0):  # the best ensemble is one of the two ends: nothing more to compare
         del compared[f"WiSE-FT, alpha {chosen:.1f}"]
     models = {name: interpolate(start, fine_tuned, alpha) for name, alpha in compared.items()}
+    validation = {name: next(c["validation"] for c in curve if c["alpha"] == alpha) for name, alpha in compared.items()}
+    if baseline_dir is not None:
+        models[BASELINE] = MultiTaskModel.from_pretrained(baseline_dir)
+        validation[BASELINE] = validation_scores(models[BASELINE], val_sets)
     sets = {task: load_task(task, "test", source) for task in val_sets}
     per_item = {}  # set -> model -> what the bootstrap resamples
     extra = {}
@@ -120,19 +134,34 @@ def run(model_dir: Path, source: DataSource, alphas=ALPHAS, reps: int = 1000) ->
                         "high": float(np.percentile(draws[a] - draws[b], 97.5))}
                        for i, a in enumerate(names) for b in names[i + 1:]]}
     return {"model": str(model_dir), "alphas": curve, "chosen_alpha": chosen, "chosen_on": "validation_mean",
-            "compared": compared, "sets": summary, "news_called_neutral": extra.get("news_called_neutral", {}),
+            "compared": compared,
+            "baseline": {"model": str(baseline_dir), "name": BASELINE} if baseline_dir else None,
+            "validation": {name: {"tasks": v, "mean": float(np.mean(list(v.values())))} for name, v in validation.items()},
+            "training": {name: _training_summary(path) for name, path in
+                         ((TUNED, model_dir), (BASELINE, baseline_dir)) if path is not None},
+            "sets": summary, "news_called_neutral": extra.get("news_called_neutral", {}),
             "bootstrap_reps": reps, "sentiment_labels": list(SENTIMENT_LABELS),
             "seconds": time.perf_counter() - start_time}
+
+
+def _training_summary(model_dir: Path) -> dict | None:
+    """What ``sentence-mtl train --save-to`` wrote beside the model (time, examples, checkpoint averaging)."""
+    import json
+
+    path = Path(model_dir) / "training_summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/multitask", type=Path)
     parser.add_argument("--output", default="results/robustness.json", type=Path)
+    parser.add_argument("--baseline", default=None, type=Path,
+                        help="another fine-tuned model folder scored beside the others (the previous recipe)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--reps", type=int, default=1000)
     args = parser.parse_args(argv)
-    result = run(args.model, DataSource.resolve(args.data_dir), reps=args.reps)
+    result = run(args.model, DataSource.resolve(args.data_dir), reps=args.reps, baseline_dir=args.baseline)
     write_json(args.output, result)
     from ..config import REPO_ROOT
     from ..reporting.robustness import wise_ft_figure

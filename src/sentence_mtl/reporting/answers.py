@@ -89,7 +89,9 @@ def _onnx_sentence(record: dict) -> str:
     return (f"The fastest variant that keeps quality (`benchmarks/int8_onnx.py`: ONNX Runtime, "
             f"{name.replace('onnx_', '').replace('_', ' ')}) reaches {best['ratio_vs_ours_fp32']:.2f}x our fp32 at a "
             f"Spearman of {percent_cell(best['spearman'])} (target {record['target_ratio']}x: "
-            f"{'met' if met else 'missed'}).")
+            f"{'met' if met else 'missed'})" + (
+                "; it is the path `--int8` of `embed`, `predict` and `serve` takes" if name == "onnx_int8_per_channel"
+                else "") + ".")
 
 
 def heads(trained: list[dict] | None, freezing: list[dict] | None, joint: list[dict] | None,
@@ -131,6 +133,11 @@ def _against_published(runs, k: int, key: str) -> str:
             f"{100 * value:.1f}% of {source}")
 
 
+def _paired_by_size(records: list[dict], a: str, b: str, sizes=(8, 32, 64)) -> dict:
+    """(task, k) -> the paired difference ``a`` minus ``b``, for every few-shot size both were run at."""
+    return {(task, k): d for task in CLASSIFICATION for k in sizes if (d := paired(records, a, b, task, k))}
+
+
 def freezing(records: list[dict] | None) -> str:
     if not records:
         return "Not yet run."
@@ -153,8 +160,7 @@ def freezing(records: list[dict] | None) -> str:
         if rows:
             sentences.append(f"On {task}, the leader (highest mean over seeds) at " + "; at ".join(rows) + ".")
     runs = Runs(compared)
-    peer = {(task, k): d for task in CLASSIFICATION for k in (8, 32, 64)
-            if (d := paired(compared, "anchored_contrastive", "setfit", task, k))}
+    peer = _paired_by_size(compared, "anchored_contrastive", "setfit")
     if peer:
         cells = [f"{task} {k}/class {100 * runs.mean('anchored_contrastive', task, k):.1f}% against "
                  f"{100 * runs.mean('setfit', task, k):.1f}% ({100 * d['mean']:+.1f} points, 95% CI "
@@ -169,8 +175,7 @@ def freezing(records: list[dict] | None) -> str:
                              f" On topic its means are {_against_published(runs, 8, 'ag_news_8_setfit_minilm')} and "
                              f"{_against_published(runs, 64, 'ag_news_64_setfit_mpnet')}, means only, from "
                              f"{peer[TOPIC_8]['seeds']} seeds." if TOPIC_8 in peer else ""))
-    unlabeled = {(task, k): d for task in CLASSIFICATION for k in (8, 32, 64)
-                 if (d := paired(compared, "anchored_self_training", "anchored_contrastive", task, k))}
+    unlabeled = _paired_by_size(compared, "anchored_self_training", "anchored_contrastive")
     if unlabeled:
         cells = [f"{task} {k}/class {100 * runs.mean('anchored_self_training', task, k):.1f}% ({100 * d['mean']:+.1f} "
                  f"points over the labelled-only recipe, 95% CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}: "

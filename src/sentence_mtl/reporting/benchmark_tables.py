@@ -40,10 +40,12 @@ def train_throughput_table(record: dict) -> str:
 def int8_table(record: dict) -> str:
     """Our fp32 encoder against int8 and ONNX Runtime variants (``benchmarks/int8_onnx.py``)."""
     rows = record["contenders"]
-    names = {"ours_fp32": "ours, PyTorch fp32", "ours_int8_torch": "ours, PyTorch dynamic int8 (`--int8` today)",
+    names = {"ours_fp32": "ours, PyTorch fp32", "ours_int8_torch": "ours, PyTorch dynamic int8 (notebook 01)",
              "onnx_fp32": "ONNX Runtime fp32", "onnx_int8": "ONNX Runtime dynamic int8, per-tensor scales",
-             "onnx_int8_per_channel": "ONNX Runtime dynamic int8, per-channel scales",
-             "onnx_fused_int8_per_channel": "ONNX Runtime, fused graph, dynamic int8, per-channel scales"}
+             "onnx_int8_per_channel": "ONNX Runtime dynamic int8, per-channel scales (`--int8`)",
+             "onnx_fused_int8_per_channel": "ONNX Runtime, fused graph, dynamic int8, per-channel scales",
+             "onnx_attention_int8_per_channel": "ONNX Runtime, fused attention (eager export), dynamic int8, per-channel",
+             "onnx_static_int8_per_channel": "ONNX Runtime static int8 (calibrated), per-channel scales"}
     lines = ["### Faster encoding: int8 and ONNX Runtime (`benchmarks/int8_onnx.py`, `results/int8_onnx.json`)", "",
              f"{record['n_texts']:,} STS-B test sentences, batch {record['batch_size']}, {record['threads']} threads, "
              f"median of {record['repeats']} alternated runs in one process; same tokenizer, length-sorted batches, "
@@ -58,7 +60,20 @@ def int8_table(record: dict) -> str:
         lines.append(f"| {name} | {r['sentences_per_second']:.0f} | {r['ratio_vs_ours_fp32']:.2f}x | "
                      f"{100 * r['spearman']:.2f} | {-100 * r['spearman_drop'] + 0.0:+.2f} | "
                      f"{'–' if key == 'ours_fp32' else 'met' if r['meets_target'] else 'missed'} |")
+    if record.get("classifier"):
+        lines += ["", classifier_sentence(record["classifier"])]
     return "\n".join(lines)
+
+
+def classifier_sentence(quality: dict) -> str:
+    """Whether ``predict --int8`` / ``serve --int8`` keep the saved classifier's quality (validation)."""
+    changes = "; ".join(f"{t} {quality['metric'][t].replace('_', ' ')} {100 * quality['fp32'][t]:.1f} -> "
+                        f"{100 * quality['int8'][t]:.1f} ({100 * (quality['int8'][t] - quality['fp32'][t]):+.1f} points, "
+                        f"{quality['n'][t]:,} items)" for t in quality["fp32"])
+    return (f"The `--int8` path on the saved multi-task model (`{quality['model']}`), validation sets, fp32 -> int8: "
+            f"{changes}: {'within' if quality['keeps_quality'] else 'beyond'} the "
+            f"{100 * quality['allowance']:.1f}-point allowance, so "
+            f"`predict --int8` and `serve --int8` {'keep' if quality['keeps_quality'] else 'do not keep'} its quality.")
 
 
 CONTAINER_START, CONTAINER_END = "<!-- container:start -->", "<!-- container:end -->"

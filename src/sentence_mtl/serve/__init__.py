@@ -45,10 +45,11 @@ __all__ = ["ModelNotFound", "ServiceLimits", "create_app", "create_app_from_env"
 
 
 def create_app(multitask_dir=DEFAULT_MULTITASK_DIR, retrieval_dir=DEFAULT_RETRIEVAL_DIR,
-               limits: ServiceLimits | None = None) -> FastAPI:
-    """Load both models and build the app. Raises :class:`ModelNotFound` if either folder is missing."""
+               limits: ServiceLimits | None = None, int8: bool = False) -> FastAPI:
+    """Load both models and build the app. Raises :class:`ModelNotFound` if either folder is missing.
+    ``int8``: both transformers run in ONNX Runtime with int8 weights (``sentence_mtl.onnx_int8``)."""
     limits = limits or ServiceLimits()
-    service = Service(multitask_dir, retrieval_dir, limits)
+    service = Service(multitask_dir, retrieval_dir, limits, int8=int8)
     TextsRequest, SimilarRequest = request_models(limits)
     app = FastAPI(title="sentence-mtl", version=__version__,
                   description="Sentence embeddings, multi-task predictions and similarity search. "
@@ -86,8 +87,12 @@ def create_app(multitask_dir=DEFAULT_MULTITASK_DIR, retrieval_dir=DEFAULT_RETRIE
 
 def create_app_from_env() -> FastAPI:
     """For ``uvicorn --factory sentence_mtl.serve:create_app_from_env``: model folders from
-    ``SENTENCE_MTL_MULTITASK_MODEL`` / ``SENTENCE_MTL_RETRIEVAL_MODEL``, limits from ``SENTENCE_MTL_MAX_*``.
+    ``SENTENCE_MTL_MULTITASK_MODEL`` / ``SENTENCE_MTL_RETRIEVAL_MODEL``, limits from ``SENTENCE_MTL_MAX_*``,
+    ``SENTENCE_MTL_INT8=1`` for the ONNX Runtime int8 path.
     (``sentence-mtl serve`` also applies the connection limits, which plain ``uvicorn`` does not.)"""
+    int8 = os.environ.get(ENV_PREFIX + "INT8", "0").strip().lower()
+    if int8 not in ("0", "1", "true", "false", ""):
+        raise ValueError(f"{ENV_PREFIX}INT8 must be 1 or 0, got {int8!r}.")
     return create_app(os.environ.get(ENV_PREFIX + "MULTITASK_MODEL", DEFAULT_MULTITASK_DIR),
                       os.environ.get(ENV_PREFIX + "RETRIEVAL_MODEL", DEFAULT_RETRIEVAL_DIR),
-                      ServiceLimits.from_env())
+                      ServiceLimits.from_env(), int8=int8 in ("1", "true"))

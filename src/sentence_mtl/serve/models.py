@@ -94,11 +94,16 @@ def _check_model_dirs(multitask_dir, retrieval_dir) -> tuple[Path, Path]:
     return multitask.resolve(), retrieval.resolve()
 
 
+def runtime(encoder: SentenceEncoder) -> str:
+    """How the encoder's transformer runs, as /health reports it."""
+    return "onnxruntime int8" if encoder.runtime == "onnxruntime" else f"{encoder.runtime} fp32"
+
+
 class Service:
     """The loaded models, their locks, and the computations behind the endpoints. Hugging Face
     fast tokenizers are not safe to call from several threads at once: one lock per model."""
 
-    def __init__(self, multitask_dir, retrieval_dir, limits: ServiceLimits):
+    def __init__(self, multitask_dir, retrieval_dir, limits: ServiceLimits, int8: bool = False):
         self.multitask_dir, self.retrieval_dir = _check_model_dirs(multitask_dir, retrieval_dir)
         self.limits = limits
         try:
@@ -107,6 +112,9 @@ class Service:
         except PermissionError as error:
             raise ModelNotFound(f"cannot read {error.filename or 'a model file'}: the model folders must be readable "
                                 f"by the user the service runs as (e.g. `chmod -R a+rX models`).") from error
+        if int8:  # the fast CPU path (sentence_mtl.onnx_int8); /health names the runtime
+            self.multitask.encoder = self.multitask.encoder.onnx_int8()
+            self.retrieval = self.retrieval.onnx_int8()
         self.multitask_lock, self.retrieval_lock = threading.Lock(), threading.Lock()
         self.fusion_dense_weight = fusion_dense_weight(self.retrieval_dir)
         self.versions = {"multitask": model_version(self.multitask_dir),
@@ -169,10 +177,10 @@ class Service:
         return {"status": "ok", "package_version": __version__, "limits": asdict(self.limits), "models": {
             "multitask": {"path": display_path(self.multitask_dir), "tasks": self.multitask.tasks,
                           "labels": {t: list(s.label_names) for t, s in self.multitask.specs.items()},
-                          "version": self.versions["multitask"]},
+                          "version": self.versions["multitask"], "runtime": runtime(self.multitask.encoder)},
             "retrieval": {"path": display_path(self.retrieval_dir), "name": display_path(name) if name else name,
                           "dim": self.retrieval.dim, "version": self.versions["retrieval"],
-                          "hybrid_dense_weight": self.fusion_dense_weight}}}
+                          "hybrid_dense_weight": self.fusion_dense_weight, "runtime": runtime(self.retrieval)}}}
 
     def health(self) -> dict:
         """Computed once at start-up: answering it must not wait for the models or the threadpool."""
