@@ -18,6 +18,11 @@ TEST_TARGETS = {"topic": 0.915, "sentiment": 0.70}
 OUT_OF_DOMAIN = ("uci_sentences", "airline_sentiment")
 
 
+WISE_NOT_SAVED = ("`make train` still saves the fine-tuned model (alpha 1): the ensemble's other end, the frozen "
+                  "encoder's logistic-regression heads, needs another encoding pass over the training texts, which "
+                  "`make train`'s 30-minute budget does not hold; `make robustness` builds and scores it.")
+
+
 def models_in_order(result: dict) -> list[str]:
     """Frozen encoder, baseline recipe (when scored), WiSE-FT (when chosen), the saved model last."""
     names = list(result["compared"])
@@ -194,7 +199,7 @@ def out_of_domain_answer(result: dict) -> str:
         text += (f" Weight-space ensembling with the frozen encoder (WiSE-FT) at alpha {chosen:.1f}, chosen on "
                  "validation, against the fine-tuned model: " + "; ".join(
                      f"{n} {100 * d['mean']:+.1f} points ({analysis.VERDICT_WORDS[analysis.verdict(d['low'], d['high'])]})"
-                     for n, d in diffs) + ".")
+                     for n, d in diffs) + ". " + WISE_NOT_SAVED)
     else:
         text += " " + _curve_sentence(result)
     return text
