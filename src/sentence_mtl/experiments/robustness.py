@@ -30,6 +30,7 @@ from ..io import write_json
 from ..multitask import MultiTaskModel
 from ..out_of_domain import LOADERS, NEUTRAL, correct, score
 from ..train_config import TrainConfig
+from ..training import evaluate
 from ..weight_ensembles import interpolate, pretrained_start
 from .analysis import bootstrap
 
@@ -63,8 +64,7 @@ BASELINE, TUNED = "baseline recipe (fine-tuned)", "fine-tuned (make train)"
 
 
 def validation_scores(model: MultiTaskModel, val_sets) -> dict[str, float]:
-    return {task: task_metric(task, np.asarray(data.labels), model.predict_proba(data.texts)[task].argmax(1))
-            for task, data in val_sets.items()}
+    return {task: m["benchmark_value"] for task, m in evaluate(model, val_sets).items()}
 
 
 def run(model_dir: Path, source: DataSource, alphas=ALPHAS, reps: int = 1000, baseline_dir: Path | None = None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..experiments import analysis
+from .answers import markdown_to_typst
 
 SET_NAMES = {"topic": "AG News test (accuracy)", "sentiment": "TweetEval test (macro recall)",
              "uci_sentences": "review sentences (pos. vs neg.)", "airline_sentiment": "airline tweets (macro recall)"}
@@ -228,7 +229,7 @@ def report_data(result: dict | None) -> dict | None:
     sets = result["sets"]
     return {"chosen_alpha": f"{result['chosen_alpha']:.1f}", "reps": result["bootstrap_reps"],
             "n_uci": f"{sets['uci_sentences']['n']:,}", "n_airline": f"{sets['airline_sentiment']['n']:,}",
-            "answer": out_of_domain_answer(result),
+            "answer": markdown_to_typst(out_of_domain_answer(result)),
             "rows": [{"model": name, "cells": [_cell(sets[s]["models"][name]) for s in SET_NAMES],
                       "uci_neutral": f"{100 * sets['uci_sentences']['models'][name]['neutral_share']:.1f}%",
                       "news_neutral": f"{100 * result['news_called_neutral'][name]:.1f}%"}
