@@ -11,7 +11,8 @@ endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train train-baseline robustness retrieval serve clean lab \
+.PHONY: setup test unit nbtest reproduce notebooks verify headline report data benchmark train train-baseline robustness \
+	retrieval serve clean lab \
 	sync-notebooks container container-test
 
 $(VENV)/.installed: pyproject.toml
@@ -47,6 +48,12 @@ reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standar
 
 notebooks: setup  ## execute every notebook in place (standard profile), reusing stored runs
 	$(PY) tools/reproduce.py --store reuse
+
+verify: setup  ## recompute a stratified random sample of stored runs, compare bit for bit -> results/verify.json (~30 min)
+	$(PY) tools/verify.py
+
+headline: setup  ## the freezing study's headline grid into the run store, in the background-friendly order (hours)
+	$(PY) tools/headline_study.py
 
 # JupyterLab for re-running cells: the project's kernel (.venv), data folder and profile.
 # Extra server flags go in LAB_FLAGS (e.g. LAB_FLAGS="--no-browser --port 8890"); root needs --allow-root.

@@ -257,3 +257,25 @@ def test_check_output_path(tmp_path):
     (tmp_path / "d.csv").mkdir()
     with pytest.raises(InputError, match="is a directory"):
         check_output_path(tmp_path / "d.csv", ".csv", src)
+
+
+def test_predicted_labels_survive_the_record_format_compactly():
+    import numpy as np
+
+    from sentence_mtl.results import decode_labels, encode_labels
+
+    labels = np.random.default_rng(0).integers(0, 3, 12284)
+    text = encode_labels(labels)
+    assert (decode_labels(text) == labels).all() and len(text) < 12284 / 2
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        encode_labels([-1, 2])
+
+
+def test_the_headline_grid_runs_whole_seeds_first():
+    from sentence_mtl.experiments.grids import GRIDS
+
+    headline = GRIDS["standard"].headline
+    runs = headline.runs()
+    per_seed = len(headline.sizes) * len(headline.strategies)
+    assert {seed for _, _, seed in runs[:per_seed]} == {0} and len(headline.seeds) == 10
+    assert runs[-1] == ("sequential", None, 9) and "setfit" in headline.strategies

@@ -1,6 +1,7 @@
 """The run store: content keys, compute-once, resumable reproductions, and spot checks that catch
 a run that does not reproduce."""
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,21 +92,70 @@ def test_recompute_mode_redoes_old_runs_but_resumes_its_own(tmp_path):
     assert len(calls) == 2  # written by this reproduction before it was killed: resumed
 
 
-def test_an_unreadable_entry_is_computed_again(tmp_path):
-    store = RunStore(tmp_path)
+def stored_run(tmp_path):
+    """A run in a fresh store, and its record file."""
     compute, calls = counting_run([0.5])
-    store.run(recorder(), PARTS, compute)
-    entry = next(tmp_path.rglob("*.json"))
-    entry.write_text(entry.read_text()[:20])
-    store.run(recorder(), PARTS, compute)
-    assert len(calls) == 2
+    RunStore(tmp_path).run(recorder(), PARTS, compute)
+    return compute, calls, next(tmp_path.rglob("*.json"))
+
+
+def edit(path, change):
+    """Rewrite a record file's JSON through ``change`` (a hand edit: the hash is left as it was)."""
+    entry = json.loads(path.read_text())
+    change(entry)
+    path.write_text(json.dumps(entry))
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda p: p.write_text(p.read_text()[:20]), "unreadable"),
+    (lambda p: edit(p, lambda e: e["records"][0].update(value=0.99)), "does not match its sha256"),
+    (lambda p: edit(p, lambda e: e.update(records=[])), "no records"),
+    (lambda p: p.write_text(p.read_text().replace("0.5", "NaN", 1)), "non-finite"),
+    (lambda p: edit(p, lambda e: e.pop("sha256")), "carries no sha256"),
+])
+def test_a_damaged_record_file_is_named_and_never_used(tmp_path, damage, why):
+    compute, calls, path = stored_run(tmp_path)
+    damage(path)
+    with pytest.raises(store_module.DamagedRecord, match=why) as caught:
+        RunStore(tmp_path).run(recorder(), PARTS, compute)
+    assert str(path) in str(caught.value) and len(calls) == 1
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")], "a temporary file was left"
+
+
+def test_a_record_copied_under_another_runs_key_is_caught(tmp_path):
+    compute, calls, path = stored_run(tmp_path)
+    other = {**PARTS, "seed": 1}
+    RunStore(tmp_path).run(recorder(), other, compute)
+    (copy_target,) = [p for p in tmp_path.rglob("*.json") if p != path]
+    copy_target.write_text(path.read_text())  # its own hash is intact: only the key tells
+    with pytest.raises(store_module.DamagedRecord, match="copied under another run's name"):
+        RunStore(tmp_path).run(recorder(), other, compute)
+
+
+def test_a_file_written_without_a_hash_can_be_sealed_once_trusted(tmp_path):
+    compute, calls, path = stored_run(tmp_path)
+    edit(path, lambda e: e.pop("sha256"))
+    assert store_module.seal(path) and not store_module.seal(path)
+    RunStore(tmp_path).run(recorder(), PARTS, compute)
+    assert len(calls) == 1
+
+
+def test_spot_check_compares_what_was_measured_not_how_the_grid_is_described(tmp_path):
+    """A reused record carries today's description (lists in JSON, tuples in a fresh profile):
+    the check compares measurements in canonical form, so an untouched store passes."""
+    compute, calls = counting_run([0.5, 0.5])
+    RunStore(tmp_path).run(Recorder("99_store_test", get_profile("smoke"), {"profile": get_profile("smoke").to_dict()}),
+                           PARTS, compute)
+    fresh = Recorder("99_store_test", get_profile("smoke"), {"profile": get_profile("smoke").to_dict()})
+    checker = RunStore(tmp_path, spot_check=1.0)
+    checker.run(fresh, PARTS, compute)
+    assert checker.counts["checked"] == 1 and len(calls) == 2
 
 
 def test_spot_check_fails_loudly_on_a_run_that_does_not_reproduce(tmp_path):
     compute, _ = counting_run([0.5, 0.6])
     RunStore(tmp_path).run(recorder(), PARTS, compute)
-    with pytest.raises(StoreMismatch, match="different records"):
+    with pytest.raises(StoreMismatch, match="different records.*'value': 0.6 recomputed, 0.5 stored"):
         RunStore(tmp_path, spot_check=1.0).run(recorder(), PARTS, compute)
 
 

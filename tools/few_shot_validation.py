@@ -1,6 +1,9 @@
-"""How the settings of ``anchored_contrastive`` were chosen: on validation texts, never on test.
+"""How the settings of ``anchored_contrastive`` and of SetFit were chosen: on validation texts,
+never on test, with the same budget for both (a handful of runs at 8 per class on topic).
 
-Usage: ``python tools/few_shot_validation.py TASK K SEED [--val-items N] [--base | key=value,... ...]``.
+Usage: ``python tools/few_shot_validation.py TASK K SEED [--val-items N] [--base | key=value,... ...]``;
+with ``--setfit``, each ``steps=...,lr=...`` trains SetFit (pair batches of 16, the body's
+learning rate) on the same sample and scores its logistic-regression head on the same items.
 ``--base`` scores the heads on the pretrained encoder; each ``key=value,...`` (fields of
 ``strategies.ContrastiveSettings``) trains the recipe on the k-per-class sample of ``seed`` and
 scores the label prior, logistic regression, logistic regression with the descriptions as extra
@@ -31,8 +34,9 @@ parser.add_argument("k", type=int)
 parser.add_argument("seed", type=int)
 parser.add_argument("settings", nargs="*", help="key=value,... of ContrastiveSettings (one run each)")
 parser.add_argument("--base", action="store_true", help="the heads on the pretrained encoder")
+parser.add_argument("--setfit", action="store_true", help="settings are SetFit's: steps=N,lr=X")
 parser.add_argument("--val-items", type=int, default=2000)
-args = parser.parse_args()
+args = parser.parse_intermixed_args()
 
 torch.set_num_threads(2)
 source = DataSource.resolve()
@@ -60,6 +64,17 @@ def heads(encoder) -> dict[str, float]:
 
 if args.base:
     print(args.task, args.k, args.seed, f"val {len(val)}", "pretrained", heads(base), flush=True)
+if args.setfit:
+    from sentence_mtl.experiments.finetune_runs import train_setfit
+
+    for setting in args.settings:
+        fields = dict(item.split("=") for item in setting.split(","))
+        model, cost, _, _ = train_setfit(train, args.k, args.seed, int(fields.get("steps", 80)),
+                                         float(fields.get("lr", 2e-5)))
+        predictions = np.asarray(model.predict(val.texts, batch_size=64, show_progress_bar=False))
+        print(args.task, args.k, args.seed, f"val {len(val)}", "setfit", fields, f"{cost.seconds:.0f}s",
+              {"logreg": round(100 * benchmark_metric(args.task, val.labels, predictions)[1], 1)}, flush=True)
+    raise SystemExit(0)
 for setting in args.settings:
     fields = dict(item.split("=") for item in setting.split(","))
     settings = ContrastiveSettings(**{k: int(v) if k in ("steps", "per_class") else float(v) for k, v in fields.items()})

@@ -77,7 +77,11 @@ def get_profile(name: str | None = None) -> Profile:
 
 
 def output_root(profile: Profile) -> Path:
-    """Only ``standard`` writes the committed folders; other profiles write under runs/<name>/."""
+    """Only ``standard`` writes the committed folders; other profiles write under runs/<name>/.
+    ``SENTENCE_MTL_OUTPUT_DIR`` sends every profile's results and figures elsewhere (``make verify``
+    re-executes the notebooks without touching the committed files)."""
+    if os.environ.get("SENTENCE_MTL_OUTPUT_DIR"):
+        return Path(os.environ["SENTENCE_MTL_OUTPUT_DIR"])
     if profile.name == "standard":
         return REPO_ROOT
     return REPO_ROOT / "runs" / profile.name

@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .data import TASKS
+from .results import encode_labels
 
 
 def classification_metrics(y_true, y_pred, n_classes: int) -> dict:
@@ -63,3 +64,13 @@ def task_metrics(task: str, data, probabilities: np.ndarray) -> dict:
     metrics["benchmark_value"] = metrics[metrics["benchmark_metric"]]
     metrics["n"] = len(data)
     return metrics
+
+
+def headline_fields(test, test_predictions, val, val_predictions) -> dict:
+    """What a headline run records for one task: the benchmark metric on the full test set, every
+    predicted test label (``results.encode_labels``: comparisons are then paired on items), and
+    the metric on the validation subset that choices are made on."""
+    metric, value = benchmark_metric(test.task, test.labels, test_predictions)
+    return {"metric": metric, "value": value, "n_test": len(test), "predictions": encode_labels(test_predictions),
+            "val_value": benchmark_metric(val.task, val.labels, val_predictions)[1], "n_val": len(val),
+            "headline": True}

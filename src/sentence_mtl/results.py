@@ -6,14 +6,17 @@ carries its full context: task, dataset, split, strategy, seed, data size, metri
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 from .io import write_json
@@ -34,6 +37,20 @@ def write_records(path: str | Path, records: list[dict]) -> None:
     for record in records:
         make_record(**record)
     write_json(path, records)
+
+
+def encode_labels(labels) -> str:
+    """A run's predicted label per test item, compactly for its record: class indices as bytes,
+    zlib-compressed, base64 (about 0.3 bytes per item for 3 classes)."""
+    values = np.asarray(labels, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise ValueError("class indices must lie in [0, 255] to be stored as bytes")
+    return base64.b64encode(zlib.compress(values.astype(np.uint8).tobytes(), 9)).decode("ascii")
+
+
+def decode_labels(text: str) -> np.ndarray:
+    """The inverse of ``encode_labels``."""
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.uint8).astype(np.int64)
 
 
 def load_records(path: str | Path) -> list[dict]:

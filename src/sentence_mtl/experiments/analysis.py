@@ -123,6 +123,66 @@ def paired(records: list[dict], a: str, b: str, task: str, k) -> dict | None:
     return {"mean": mean, "low": low, "high": high, "seeds": len(seeds), "verdict": verdict(low, high)}
 
 
+# Paired on seeds AND items. Headline records keep every predicted test label, so a difference
+# is bootstrapped at both levels at once: each replicate draws seeds with replacement and, for
+# all of them alike, the test items with replacement (a two-level bootstrap for a crossed design:
+# every seed scores the same items), recomputes each seed's metric for both strategies on the
+# drawn items and averages the per-seed differences over the drawn seeds. Items that both
+# strategies get right or both get wrong cancel, which the binomial terms above cannot know.
+BOOTSTRAP_METHOD = "two-level bootstrap over seeds and test items"
+
+
+def per_seed_metrics(correct: "np.ndarray", labels: "np.ndarray", weights: "np.ndarray", metric: str) -> "np.ndarray":
+    """Each seed's metric (rows of ``correct``, seeds x items) with item ``weights`` (counts of a
+    resample): accuracy, or macro recall (mean over classes of the weighted recall)."""
+    import numpy as np
+
+    if metric == "accuracy":
+        return correct @ weights / weights.sum()
+    recalls = [correct[:, labels == c] @ weights[labels == c] / max(weights[labels == c].sum(), 1)
+               for c in np.unique(labels)]
+    return np.mean(recalls, axis=0)
+
+
+def item_predictions(records: list[dict], strategy: str, task: str, k) -> dict[int, "np.ndarray"]:
+    """{seed: predicted test labels} of a strategy's headline records at (task, k)."""
+    from ..results import decode_labels
+
+    return {r["seed"]: decode_labels(r["predictions"]) for r in records if r.get("predictions")
+            and r["strategy"] == strategy and r["task"] == task and r["n_per_class"] == k}
+
+
+def paired_items(records: list[dict], a: str, b: str, task: str, k, labels, reps: int = 2000,
+                 seed: int = 0) -> dict | None:
+    """``a`` minus ``b`` at (task, k) from their kept predictions, paired on seeds and test items
+    (``BOOTSTRAP_METHOD``): mean, 95% percentile interval, verdict. ``labels``: the test set's
+    gold labels in record order. None unless both kept predictions on common seeds."""
+    import numpy as np
+
+    pa, pb = item_predictions(records, a, task, k), item_predictions(records, b, task, k)
+    seeds = sorted(set(pa) & set(pb))
+    if not seeds:
+        return None
+    labels = np.asarray(labels)
+    if any(len(p) != len(labels) for p in (*pa.values(), *pb.values())):
+        raise ValueError(f"{task}: predictions of {a} or {b} do not cover the {len(labels)} test items given")
+    metric = next(r["metric"] for r in records if r["strategy"] == a and r["task"] == task)
+    correct_a = np.stack([pa[s] == labels for s in seeds]).astype(float)
+    correct_b = np.stack([pb[s] == labels for s in seeds]).astype(float)
+    ones = np.ones(len(labels))
+    diffs = per_seed_metrics(correct_a, labels, ones, metric) - per_seed_metrics(correct_b, labels, ones, metric)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(reps)
+    for r in range(reps):
+        weights = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels)).astype(float)
+        per_seed = (per_seed_metrics(correct_a, labels, weights, metric)
+                    - per_seed_metrics(correct_b, labels, weights, metric))
+        draws[r] = per_seed[rng.integers(0, len(seeds), len(seeds))].mean()
+    low, high = (float(q) for q in np.percentile(draws, [2.5, 97.5]))
+    return {"mean": float(diffs.mean()), "low": low, "high": high, "seeds": len(seeds), "items": len(labels),
+            "verdict": verdict(low, high), "method": BOOTSTRAP_METHOD}
+
+
 def same_test_items(records: list[dict]) -> bool:
     """Whether every record of each task was scored on one test set (the same number of items)."""
     sizes: dict[str, set] = {}

@@ -18,23 +18,25 @@ import numpy as np
 from ..cache import cached_layer_states
 from ..config import DEFAULT_MODEL
 from ..data import TASKS, TaskData
-from ..evaluation import benchmark_metric
+from ..evaluation import benchmark_metric, headline_fields
 from ..memory import SavedActivations, training_memory_mb
-from ..results import Recorder, measure
+from ..results import Recorder, encode_labels, measure
 from ..strategies import Phase, Strategy
-from ..strategy_training import (LayerInputs, TokenInputs, add_lora, new_model, score, train_heads,
+from ..strategy_training import (LayerInputs, TokenInputs, add_lora, new_model, predict, score, train_heads,
                                  train_steps, trainable_parameters)
 from .frozen_runs import sample
 
 
 def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str, TaskData],
                          test_subsets: dict[str, TaskData], k: int, seed: int, grid,
-                         show_progress: bool = False) -> list[dict]:
+                         show_progress: bool = False, val_sets: dict[str, TaskData] | None = None) -> list[dict]:
     """Strategies that change the encoder: cached top-k, full, gradual, layer-wise decay, LoRA, LP-FT.
 
     ``train_seconds`` is the training itself; for top-k, computing the lower blocks' outputs of
     the sample once is recorded separately as ``cache_seconds`` (zero when already cached). For
-    LP-FT it includes encoding the sample and the linear probe (``probe_steps``)."""
+    LP-FT it includes encoding the sample and the linear probe (``probe_steps``). With
+    ``val_sets`` (a headline run), ``test_subsets`` are the full test sets and each record keeps
+    its predictions and the validation metric (``evaluation.headline_fields``)."""
     model = new_model(seed, grid.max_seq_length, grid.model_name)
     if strategy.lora:
         add_lora(model, strategy.lora)
@@ -50,10 +52,13 @@ def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str
             test_inputs = {t: LayerInputs(cached_layer_states(model.encoder, d.texts, layer, show_progress=False), layer)
                            for t, d in test_subsets.items()}
         cache_seconds = prep.seconds
+        val_inputs = {t: LayerInputs(cached_layer_states(model.encoder, d.texts, layer, show_progress=False), layer)
+                      for t, d in (val_sets or {}).items()}
     else:
         tokenizer = model.encoder.tokenizer
         inputs = {t: TokenInputs(tokenizer, texts[t], grid.max_seq_length) for t in train}
         test_inputs = {t: TokenInputs(tokenizer, d.texts, grid.max_seq_length) for t, d in test_subsets.items()}
+        val_inputs = {t: TokenInputs(tokenizer, d.texts, grid.max_seq_length) for t, d in (val_sets or {}).items()}
     trainable = trainable_parameters(model, strategy.phases)
     steps = grid.steps_for(k)
     extra = {}
@@ -64,24 +69,34 @@ def run_encoder_strategy(recorder: Recorder, strategy: Strategy, train: dict[str
         log = train_steps(model, inputs, labels, strategy, steps, grid.batch_size, seed,
                           show_progress=show_progress)
     return record_scores(recorder, strategy.name, model, test_inputs, test_subsets, k, seed, cost, trainable,
-                          steps=steps, cache_seconds=cache_seconds, final_loss=float(np.mean(log.losses[-4:])),
+                          val=(val_inputs, val_sets) if val_sets else None, steps=steps, cache_seconds=cache_seconds, final_loss=float(np.mean(log.losses[-4:])),
                           strategy_config=asdict(strategy), **extra, **log.memory)
 
 
-def record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, cost, trainable, **extra) -> list[dict]:
+def record_scores(recorder, strategy_name, model, test_inputs, test, k, seed, cost, trainable, val=None,
+                  **extra) -> list[dict]:
+    """One record per task; ``val`` = (inputs, sets) of a headline run's validation subsets."""
     rows = []
     for task, data in test.items():
-        metric, value = score(model, test_inputs[task], data)
+        if val:
+            (val_inputs, val_sets) = val
+            result = headline_fields(data, predict(model, test_inputs[task], task), val_sets[task],
+                                     predict(model, val_inputs[task], task))
+        else:
+            metric, value = score(model, test_inputs[task], data)
+            result = {"metric": metric, "value": value, "n_test": len(data)}
         rows.append(recorder.add(task=task, dataset=data.dataset, strategy=strategy_name, seed=seed, n_per_class=k,
-                                 metric=metric, value=value, n_test=len(data), train_seconds=cost.seconds,
+                                 **result, train_seconds=cost.seconds,
                                  trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, **extra))
     return rows
 
 
-def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed: int, max_steps: int,
-               model_name: str = DEFAULT_MODEL) -> dict:
-    """The peer: SetFit (contrastive fine-tuning of the same backbone on pairs from the same
-    sample, then a logistic-regression head), capped at ``max_steps`` pair batches."""
+def train_setfit(train: TaskData, k: int, seed: int, max_steps: int, learning_rate: float = 2e-5,
+                 model_name: str = DEFAULT_MODEL):
+    """SetFit (contrastive fine-tuning of the backbone on pairs from the k-per-class sample, then a
+    logistic-regression head), capped at ``max_steps`` pair batches of 16; ``learning_rate`` is the
+    body's (SetFit's default 2e-5). Returns the model, the cost, the training memory and the
+    number of trainable parameters."""
     import logging
 
     from datasets import Dataset
@@ -104,22 +119,37 @@ def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed
             activations.reset()
 
     with tempfile.TemporaryDirectory() as out:  # SetFit's trainer writes checkpoints there
+        rates = {} if learning_rate == 2e-5 else {"body_learning_rate": learning_rate}
         args = TrainingArguments(output_dir=out, batch_size=16, num_epochs=1, max_steps=max_steps, seed=seed,
-                                 report_to="none", show_progress_bar=False)
+                                 report_to="none", show_progress_bar=False, **rates)
         trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[OneStepAtATime()])
         with measure() as cost, activations.recording():
             trainer.train()
     memory = training_memory_mb(activations.peak_bytes, model.model_body.parameters())  # AdamW, as SetFit uses
-    predictions = np.asarray(model.predict(test.texts, batch_size=64, show_progress_bar=False))
-    metric, value = benchmark_metric(test.task, test.labels, predictions)
     trainable += int(model.model_head.coef_.size + model.model_head.intercept_.size)
+    return model, cost, memory, trainable
+
+
+def run_setfit(recorder: Recorder, train: TaskData, test: TaskData, k: int, seed: int, max_steps: int,
+               model_name: str = DEFAULT_MODEL, learning_rate: float = 2e-5, val: TaskData | None = None) -> dict:
+    """The peer on one task's sample, scored on ``test``; with ``val`` (a headline run) the record
+    keeps every predicted test label and the validation metric (``evaluation.headline_fields``)."""
+    model, cost, memory, trainable = train_setfit(train, k, seed, max_steps, learning_rate, model_name)
+    predict = lambda texts: np.asarray(model.predict(texts, batch_size=64, show_progress_bar=False))  # noqa: E731
+    if val is not None:
+        result = {**headline_fields(test, predict(test.texts), val, predict(val.texts)),
+                  "learning_rate": learning_rate}
+    else:
+        metric, value = benchmark_metric(test.task, test.labels, predict(test.texts))
+        result = {"metric": metric, "value": value, "n_test": len(test)}
     return recorder.add(task=test.task, dataset=test.dataset, strategy="setfit", seed=seed, n_per_class=k,
-                        metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
-                        trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, steps=max_steps, **memory)
+                        **result, train_seconds=cost.seconds,
+                        trainable_params=trainable, peak_memory_mb=cost.peak_memory_mb, steps=max_steps,
+                        **memory)
 
 
 def run_anchored_contrastive(recorder: Recorder, strategy: Strategy, train: TaskData, test: TaskData, k: int,
-                             seed: int, grid) -> dict:
+                             seed: int, grid, val: TaskData | None = None) -> dict:
     """Our recipe against the peer (``anchored_contrastive``): one task, SetFit's setting (the same
     sample, backbone and test subset), the label descriptions as its only extra input. With
     ``strategy.self_training`` (``anchored_self_training``), self-training on the tuned encoder
@@ -149,9 +179,13 @@ def run_anchored_contrastive(recorder: Recorder, strategy: Strategy, train: Task
             extra = {"n_unlabeled": len(pool), "n_pseudo_labelled": len(rows),
                      "pseudo_label_accuracy": float((pseudo == gold[rows]).mean())}
     predictions = predict(encoder.encode(test.texts, batch_size=64))
-    metric, value = benchmark_metric(test.task, test.labels, predictions)
+    if val is not None:  # a headline run
+        result = headline_fields(test, predictions, val, predict(encoder.encode(val.texts, batch_size=64)))
+    else:
+        metric, value = benchmark_metric(test.task, test.labels, predictions)
+        result = {"metric": metric, "value": value, "n_test": len(test)}
     return recorder.add(task=test.task, dataset=test.dataset, strategy=strategy.name, seed=seed, n_per_class=k,
-                        metric=metric, value=value, n_test=len(test), train_seconds=cost.seconds,
+                        **result, train_seconds=cost.seconds,
                         trainable_params=sum(p.numel() for p in encoder.parameters()),
                         peak_memory_mb=cost.peak_memory_mb, steps=strategy.contrastive.steps,
                         final_loss=float(np.mean(losses[-4:])), **extra,
@@ -167,10 +201,11 @@ SEQUENTIAL_VARIANTS = {
 
 
 def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets: dict[str, TaskData], k: int,
-                   seed: int, grid, full: Strategy, lora: Strategy) -> list[dict]:
+                   seed: int, grid, full: Strategy, lora: Strategy, keep_predictions: bool = False) -> list[dict]:
     """One head frozen, in sequence: topic first (full fine-tuning), then sentiment is added with
     the topic head frozen and the backbone frozen / trainable / LoRA. Forgetting = topic metric
-    after stage 1 minus topic metric after stage 2."""
+    after stage 1 minus topic metric after stage 2. ``keep_predictions`` (a headline run, on the
+    full test sets): every record keeps its predicted test labels, so forgetting is paired on items."""
     steps = grid.steps_for(k) // 2  # one task per stage: the steps of one task in the joint runs
     model = new_model(seed, grid.max_seq_length, grid.model_name)
     tokenizer = model.encoder.tokenizer
@@ -183,7 +218,8 @@ def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets:
     with measure() as cost1:
         log1 = train_steps(model, {"topic": inputs["topic"]}, labels, full, steps, grid.batch_size, seed,
                            phases=stage1)
-    _, topic_before = score(model, test_inputs["topic"], test_subsets["topic"])
+    topic_predictions = predict(model, test_inputs["topic"], "topic")
+    topic_before = benchmark_metric("topic", test_subsets["topic"].labels, topic_predictions)[1]
     rows = []
     for name, trainable_parts in SEQUENTIAL_VARIANTS.items():
         stage2 = copy.deepcopy(model)
@@ -200,10 +236,11 @@ def run_sequential(recorder: Recorder, train: dict[str, TaskData], test_subsets:
                 ("topic", "after_topic", topic_before, cost1, trainable1, log1),
                 ("topic", "after_sentiment", None, cost2, trainable2, log2),
                 ("sentiment", "after_sentiment", None, cost2, trainable2, log2)):
-            metric, measured = score(stage2, test_inputs[task], test_subsets[task]) if value is None \
-                else (TASKS[task].metric, value)
+            predicted = predict(stage2, test_inputs[task], task) if value is None else topic_predictions
+            metric, measured = benchmark_metric(task, test_subsets[task].labels, predicted)
+            kept = {"predictions": encode_labels(predicted), "headline": True} if keep_predictions else {}
             rows.append(recorder.add(task=task, dataset=TASKS[task].dataset, strategy=name, seed=seed, n_per_class=k,
-                                     metric=metric, value=measured, n_test=len(test_subsets[task]), stage=stage,
+                                     metric=metric, value=measured, n_test=len(test_subsets[task]), stage=stage, **kept,
                                      train_seconds=cost.seconds, peak_memory_mb=cost.peak_memory_mb,
                                      trainable_params=trainable, steps=steps, **log.memory))
     return rows

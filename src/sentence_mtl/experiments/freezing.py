@@ -38,7 +38,9 @@ class StudyData:
     train: dict[str, TaskData]
     test: dict[str, TaskData]  # what the frozen strategies score (the full official test sets in standard)
     test_subsets: dict[str, TaskData]  # what the encoder-changing strategies score
+    val: dict[str, TaskData] = field(default_factory=dict)  # what headline runs choose on
     digests: dict = field(default_factory=dict)
+    val_digests: dict = field(default_factory=dict)  # apart from ``digests``: keys of other runs unchanged
     _vectors: dict = field(default_factory=dict)
     _encoder: SentenceEncoder | None = None
 
@@ -53,7 +55,7 @@ class StudyData:
         """The pretrained encoder's vectors of ``split`` ("train", "test", "subset"), encoded only
         when a run that needs them is computed (``cache.cached_encode``: read from disk after once)."""
         if (split, task) not in self._vectors:
-            sets = {"train": self.train, "test": self.test, "subset": self.test_subsets}[split]
+            sets = {"train": self.train, "test": self.test, "subset": self.test_subsets, "val": self.val}[split]
             self._vectors[split, task] = cached_encode(self.encoder, sets[task].texts, batch_size=64)
         return self._vectors[split, task]
 
@@ -66,7 +68,10 @@ class StudyData:
         train = {t: stratified_subset(load_task(t, "train", source), profile.max_train_per_task) for t in grid.tasks}
         test = {t: stratified_subset(load_task(t, "test", source), profile.max_test_per_task) for t in grid.tasks}
         subsets = {t: stratified_subset(test[t], grid.test_subset) for t in grid.tasks}
-        data = cls(grid, train, test, subsets)
+        val_items = grid.headline.val_items if grid.headline else None
+        val = {t: stratified_subset(load_task(t, "val", source), val_items) for t in grid.tasks} if val_items else {}
+        data = cls(grid, train, test, subsets, val)
+        data.val_digests = {f"val/{t}": data_digest(d) for t, d in val.items()}
         data.digests = {"backbone": backbone_digest(grid.model_name),
                         **{f"{split}/{t}": data_digest(d) for split, sets in
                            (("train", train), ("test", test), ("subset", subsets)) for t, d in sets.items()}}
@@ -74,9 +79,22 @@ class StudyData:
 
 
 def _scored(study: "FreezingStudy", task: str) -> dict:
-    """What a frozen strategy scores: the shared test subset and the full test set, as vectors."""
+    """What a frozen strategy scores: the shared test subset and the full test set, as vectors; in
+    a headline run, the full test set and the validation subset."""
     d = study.data
+    if study.headline:
+        return {"test": (d.test[task], d.embed("test", task)), "val": (d.val[task], d.embed("val", task))}
     return {"subset": (d.test_subsets[task], d.embed("subset", task)), "full": (d.test[task], d.embed("test", task))}
+
+
+def _evaluated(study: "FreezingStudy", task: str | None = None) -> dict:
+    """What an encoder-changing strategy is scored on: ``test_subsets`` and, in a headline run,
+    the full test sets with ``val`` (validation subsets); ``task``: that task's alone."""
+    d = study.data
+    sets = {"test_subsets": d.test, "val": d.val} if study.headline else {"test_subsets": d.test_subsets, "val": None}
+    if task is None:
+        return {"test_subsets" if name == "test_subsets" else "val_sets": v for name, v in sets.items()}
+    return {"test": sets["test_subsets"][task], "val": sets["val"][task] if sets["val"] else None}
 
 
 # A runner per strategy name or kind: (recorder, study, strategy, task, k, seed) -> records.
@@ -96,11 +114,11 @@ RUNNERS = {
         rec, strategy, s.data.train, s.data.embed_all("train"), {t: _scored(s, t) for t in s.grid.tasks},
         k, seed, s.grid),
     "cached_top_k": lambda rec, s, strategy, task, k, seed: finetune_runs.run_encoder_strategy(
-        rec, strategy, s.data.train, s.data.test_subsets, k, seed, s.grid),
+        rec, strategy, s.data.train, k=k, seed=seed, grid=s.grid, **_evaluated(s)),
 }
 RUNNERS["finetune"] = RUNNERS["cached_top_k"]
 RUNNERS["contrastive"] = lambda rec, s, strategy, task, k, seed: finetune_runs.run_anchored_contrastive(
-    rec, strategy, s.data.train[task], s.data.test_subsets[task], k, seed, s.grid)
+    rec, strategy, s.data.train[task], k=k, seed=seed, grid=s.grid, **_evaluated(s, task))
 
 
 class FreezingStudy:
@@ -109,9 +127,24 @@ class FreezingStudy:
     PER_TASK = ("no_training", "self_training", "contrastive")  # kinds that train one task at a time
     FROZEN = ("no_training", "self_training", "frozen_encoder")  # scored on the subset and the full test set
 
-    def __init__(self, data: StudyData, recorder: Recorder, store: RunStore | None = None):
+    def __init__(self, data: StudyData, recorder: Recorder, store: RunStore | None = None,
+                 headline: bool = False):
         self.data, self.recorder, self.store = data, recorder, store or RunStore()
         self.grid = data.grid
+        self.headline = headline  # full test sets, validation subsets, every prediction kept
+
+    def headline_runs(self) -> "FreezingStudy":
+        """The same study scoring its runs as the headline grid does (``grids.HeadlineGrid``):
+        on the full official test sets, keeping every predicted label, and on the validation
+        subsets that choices are made on. Their keys differ from the other runs' keys."""
+        if not self.grid.headline:
+            raise ValueError("this profile's grid declares no headline runs (StudyGrid.headline)")
+        return FreezingStudy(self.data, self.recorder, self.store, headline=True)
+
+    def _scoring(self) -> dict:
+        """What the key records about how a run is scored (nothing for the other runs: their keys
+        predate the headline grid)."""
+        return {"scored_on": "test+val", "predictions": True, "val": self.data.val_digests} if self.headline else {}
 
     def _parts(self, runner: str, k, seed: int, **extra) -> dict:
         grid = self.grid
@@ -136,8 +169,9 @@ class FreezingStudy:
         if strategy.kind in self.PER_TASK and task is None:
             return [r for t in self.grid.tasks for r in self.run(name, k, seed, t)]
         steps = self.grid.steps_for(k) if strategy.kind in ("cached_top_k", "finetune") else None
+        scored_on = {"scored_on": "subset+full"} if strategy.kind in self.FROZEN else {}
         parts = self._parts(strategy.kind, k, seed, strategy=strategy, task=task, steps=steps,
-                            **({"scored_on": "subset+full"} if strategy.kind in self.FROZEN else {}))
+                            **{**scored_on, **self._scoring()})
         runner = RUNNERS.get(name) or RUNNERS.get(strategy.kind)
         if runner is None:
             raise ValueError(f"no runner for strategy {name!r} of kind {strategy.kind!r}: add one to RUNNERS")
@@ -145,22 +179,39 @@ class FreezingStudy:
         return self._store(parts, compute, strategy.reads_unlabeled)
 
     def run_setfit(self, k: int, seed: int, task: str = "topic") -> list[dict]:
-        """The peer, on one task's sample and test subset."""
-        steps = dict(self.grid.setfit_steps)[k]
+        """The peer, on one task's sample and test subset; in a headline run, with the headline
+        grid's settings (chosen on validation) on the full test set and the validation subset."""
         d = self.data
+        if self.headline:
+            steps, rate = dict(self.grid.headline.setfit_steps)[k], self.grid.headline.setfit_learning_rate
+            return self._store(self._parts("setfit", k, seed, steps=steps, learning_rate=rate, task=task,
+                                           **self._scoring()),
+                               lambda rec: finetune_runs.run_setfit(rec, d.train[task], d.test[task], k, seed, steps,
+                                                                    self.grid.model_name, rate, d.val[task]))
+        steps = dict(self.grid.setfit_steps)[k]
         on_task = {} if task == "topic" else {"task": task}  # topic runs were keyed before SetFit ran other tasks
         return self._store(self._parts("setfit", k, seed, steps=steps, **on_task),
                            lambda rec: finetune_runs.run_setfit(rec, d.train[task], d.test_subsets[task], k,
                                                                 seed, steps, self.grid.model_name))
 
+    def run_any(self, name: str, k: int | None, seed: int) -> list[dict]:
+        """A strategy of ``strategies.py``, the peer (``setfit``) or one head frozen in sequence
+        (``sequential``, at the grid's ``sequential_size`` whatever ``k``), on every task of the grid."""
+        if name == "sequential":
+            return self.run_sequential(seed)
+        if name == "setfit":
+            return [r for t in self.grid.tasks for r in self.run_setfit(k, seed, t)]
+        return self.run(name, k, seed)
+
     def run_sequential(self, seed: int) -> list[dict]:
         """Topic first, then sentiment with the topic head frozen (``finetune_runs.run_sequential``)."""
         k, full, lora = self.grid.sequential_size, get_strategy("full_finetune"), get_strategy("lora")
         d = self.data
+        tests = d.test if self.headline else d.test_subsets
         return self._store(self._parts("sequential", k, seed, steps=self.grid.steps_for(k) // 2,
-                                       strategies=[full, lora]),
-                           lambda rec: finetune_runs.run_sequential(rec, d.train, d.test_subsets, k, seed,
-                                                                    self.grid, full, lora))
+                                       strategies=[full, lora], **self._scoring()),
+                           lambda rec: finetune_runs.run_sequential(rec, d.train, tests, k, seed, self.grid, full,
+                                                                    lora, keep_predictions=self.headline))
 
     def measure_cache_speedups(self) -> list[dict]:
         """The cache benchmark (``speed.cache_speedups``), stored like a run; its values are

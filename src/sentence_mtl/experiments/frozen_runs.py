@@ -14,17 +14,23 @@ from dataclasses import asdict
 import numpy as np
 
 from ..data import TASKS, TaskData, few_shot_indices
-from ..evaluation import benchmark_metric
+from ..evaluation import benchmark_metric, headline_fields
 from ..results import Recorder, measure
 from ..semi_supervised import class_centroids, label_prior_prototypes, nearest_prototype, self_train, unit
 from ..strategies import Strategy
-from ..strategy_training import EmbeddingInputs, new_model, score, trainable_parameters, train_heads
+from ..strategy_training import EmbeddingInputs, new_model, predict, trainable_parameters, train_heads
 
-Scored = dict  # {"subset": (TaskData, embeddings), "full": (TaskData, embeddings)}
+# {"subset": (TaskData, embeddings), "full": (TaskData, embeddings)}; for a headline run
+# {"test": (the full test set, embeddings), "val": (the validation subset, embeddings)}
+Scored = dict
 
 
 def scores(predict, scored: Scored) -> dict:
-    """``metric``, ``value`` and ``n_test`` on the subset; ``full_test_value`` and ``n_full_test`` on the full set."""
+    """``metric``, ``value`` and ``n_test`` on the subset; ``full_test_value`` and ``n_full_test`` on the full set.
+    A headline run: ``headline_fields`` of the full test set and the validation subset."""
+    if "test" in scored:
+        (test, test_vectors), (val, val_vectors) = scored["test"], scored["val"]
+        return headline_fields(test, predict(test_vectors), val, predict(val_vectors))
     (subset, subset_vectors), (full, full_vectors) = scored["subset"], scored["full"]
     metric, value = benchmark_metric(subset.task, subset.labels, predict(subset_vectors))
     return {"metric": metric, "value": value, "n_test": len(subset),
@@ -123,12 +129,9 @@ def run_frozen_backbone(recorder: Recorder, strategy: Strategy, train: dict[str,
         log, steps = train_heads(model, embeddings, labels, strategy, seed)
     rows = []
     for task, sets in scored.items():
-        (subset, subset_vectors), (full, full_vectors) = sets["subset"], sets["full"]
-        metric, value = score(model, EmbeddingInputs(subset_vectors), subset)
-        rows.append(recorder.add(task=task, dataset=subset.dataset, strategy=strategy.name, seed=seed, n_per_class=k,
-                                 metric=metric, value=value, n_test=len(subset),
-                                 full_test_value=score(model, EmbeddingInputs(full_vectors), full)[1],
-                                 n_full_test=len(full), train_seconds=cost.seconds,
+        result = scores(lambda vectors: predict(model, EmbeddingInputs(vectors), task), sets)
+        rows.append(recorder.add(task=task, dataset=TASKS[task].dataset, strategy=strategy.name, seed=seed,
+                                 n_per_class=k, **result, train_seconds=cost.seconds,
                                  trainable_params=trainable_parameters(model, strategy.phases),
                                  peak_memory_mb=cost.peak_memory_mb, steps=steps,
                                  final_loss=float(np.mean(log.losses[-10:])), **log.memory))

@@ -37,6 +37,32 @@ HEADS_GRIDS = {"smoke": HeadsGrid(60, 1), "standard": HeadsGrid(3000, 3), "large
 
 
 @dataclass(frozen=True)
+class HeadlineGrid:
+    """The comparisons that answer "what to freeze": few strategies, many seeds, the full official
+    test sets, and every predicted label kept, so each difference is paired on seeds and items.
+
+    Every run also scores a stratified validation subset (``val_items`` per task), on which the
+    decision rule of ``analysis.recommendation`` chooses; the test sets only evaluate."""
+
+    strategies: tuple[str, ...]
+    sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+    val_items: int
+    setfit_steps: tuple[tuple[int, int], ...]  # (examples per class, pair batches of 16)
+    setfit_learning_rate: float  # the body's, chosen on validation (tools/few_shot_validation.py)
+
+    def runs(self) -> list[tuple[str, int | None, int]]:
+        """(strategy, size, seed), seed by seed, so that a stopped grid leaves whole seeds; then
+        one head frozen in sequence (``sequential``, at the study's ``sequential_size``) per seed."""
+        return ([(name, k, seed) for seed in self.seeds for k in self.sizes for name in self.strategies]
+                + [("sequential", None, seed) for seed in self.seeds])
+
+
+HEADLINE_STRATEGIES = ("label_prior", "frozen_backbone", "self_training", "top2_unfrozen", "full_finetune",
+                       "lp_ft", "anchored_contrastive", "setfit")
+
+
+@dataclass(frozen=True)
 class StudyGrid:
     """Sizes, seeds, steps and strategies of the freezing study."""
 
@@ -59,6 +85,7 @@ class StudyGrid:
     contrastive_steps: int | None = None  # anchored_contrastive's steps; None: the strategy's own
     unlabeled_peer_sizes: tuple[int, ...] = (8,)  # sizes of anchored_self_training (the low-data end)
     model_name: str = DEFAULT_MODEL
+    headline: HeadlineGrid | None = None
     tasks: tuple[str, ...] = ("topic", "sentiment")
     encoder_strategies: tuple[str, ...] = ("full_finetune", "gradual_unfreezing", "llrd_0.95", "llrd_2.6",
                                            "lora", "lp_ft")
@@ -99,13 +126,18 @@ GRIDS = {
                        steps=((8, 4),), batch_size=8, test_subset=48, setfit_sizes=(8,), setfit_steps=((8, 2),),
                        peer_seeds=(0,),
                        sequential_size=8, cache_bench_texts=32, cache_bench_steps=3, cost_size=8,
-                       max_seq_length=64, contrastive_steps=2),
+                       max_seq_length=64, contrastive_steps=2,
+                       headline=HeadlineGrid(HEADLINE_STRATEGIES, sizes=(8,), seeds=(0, 1), val_items=48,
+                                             setfit_steps=((8, 2),), setfit_learning_rate=2e-5)),
     "standard": StudyGrid(sizes=(8, 32, 64, 128, 512, None), finetune_sizes=(8, 32, 128, 512), target_sizes=(64,),
                           seeds=(0, 1, 2), small_seeds=(0, 1, 2, 3, 4),
                           steps=((8, 32), (32, 48), (64, 64), (128, 80), (512, 128)),
                           batch_size=16, test_subset=800, setfit_sizes=(8, 32, 64),
                           setfit_steps=((8, 80), (32, 80), (64, 60)), peer_seeds=(0, 1, 2), sequential_size=64,
-                          cache_bench_texts=512, cache_bench_steps=10, cost_size=32),
+                          cache_bench_texts=512, cache_bench_steps=10, cost_size=32,
+                          headline=HeadlineGrid(HEADLINE_STRATEGIES, sizes=(8, 64), seeds=tuple(range(10)),
+                                                val_items=2000, setfit_steps=((8, 80), (64, 60)),
+                                                setfit_learning_rate=2e-5)),
     "large": StudyGrid(sizes=(8, 32, 64, 128, 512, None), finetune_sizes=(8, 32, 64, 128, 512), target_sizes=(),
                        seeds=(0, 1, 2, 3, 4), small_seeds=(0, 1, 2, 3, 4),
                        steps=((8, 40), (32, 80), (64, 120), (128, 200), (512, 600)),

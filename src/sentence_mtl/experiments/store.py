@@ -18,9 +18,15 @@ Modes (``SENTENCE_MTL_STORE``):
   reproduction resumes instead of starting over.
 
 Spot checks (``SENTENCE_MTL_STORE_SPOT_CHECK``, a fraction): that share of reused runs, drawn at
-random, is recomputed and compared with the stored records; any difference outside the measured
-costs (seconds, memory) raises ``StoreMismatch``. Determinism is a claim of this repository, and
+random, is recomputed and compared with the stored records in a canonical form (JSON, keys
+sorted), all but the measured costs (seconds, memory) and the notebook's description of the
+grid; any difference raises ``StoreMismatch``. Determinism is a claim of this repository, and
 this is how it is checked.
+
+Integrity: each record file carries the sha256 of its own content (``sha256``). Every read checks
+it, checks that the file's ``key`` is the key asked for (a file copied under another run's name
+is caught), and that its records are a non-empty list of finite values. A file that fails is
+never used: ``DamagedRecord`` names it, says why and how to fix it, and the run stops.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ STUDY_VERSION = 1
 MODES = ("reuse", "recompute")
 # Measured costs vary from run to run; everything else in a record must reproduce exactly.
 COST_KEYS = frozenset({"train_seconds", "peak_memory_mb", "encode_seconds", "seconds",
-                       "training_memory_mb", "wall_seconds"})
+                       "training_memory_mb", "wall_seconds", "cache_seconds"})
+# Fields of a record that describe where and when it ran rather than what it measured.
+CONTEXT_KEYS = frozenset({"config", "run_id", "promoted"})
 
 
 # Field metadata for a setting added to a dataclass after runs were stored: at its default it is
@@ -56,6 +64,10 @@ KEYED_WHEN_SET = "keyed_when_set"
 
 class StoreMismatch(AssertionError):
     """A recomputed run differs from its stored records: the study is not deterministic."""
+
+
+class DamagedRecord(RuntimeError):
+    """A record file that must not be used: unreadable, edited, misfiled or holding no values."""
 
 
 def fingerprint(value: Any) -> Any:
@@ -127,8 +139,62 @@ def compact(value: Any, limit: int = 2000) -> Any:
     return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "json_chars": len(text)}
 
 
-def _comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in COST_KEYS}
+def measured(record: dict) -> str:
+    """What a run measured, in canonical form: the record as sorted JSON without its costs
+    (timings, memory) and context (the grid's description, run ids, registry decisions)."""
+    kept = {k: v for k, v in record.items() if k not in COST_KEYS | CONTEXT_KEYS
+            and not k.endswith(("_seconds", "_s"))}
+    return json.dumps(kept, sort_keys=True, default=_jsonable, allow_nan=False)
+
+
+def content_hash(entry: dict) -> str:
+    """sha256 of a record file's content (everything but the hash itself), as canonical JSON."""
+    body = {k: v for k, v in entry.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     allow_nan=False).encode()).hexdigest()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-finite number {name}")
+
+
+def read_entry(path: Path, key: str | None = None) -> dict | None:
+    """The record file at ``path``, checked (hash, key, non-empty finite records); None when absent.
+
+    Raises ``DamagedRecord`` naming the file, what is wrong and the fix."""
+    if not path.exists():
+        return None
+    fix = (f"restore it (git checkout -- {path}) or delete it so that the run is computed again")
+    try:
+        entry = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except (OSError, ValueError) as error:
+        raise DamagedRecord(f"{path}: unreadable record file ({error}); {fix}") from None
+    records = entry.get("records") if isinstance(entry, dict) else None
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        raise DamagedRecord(f"{path}: no records in the file; {fix}")
+    if "sha256" not in entry:
+        raise DamagedRecord(f"{path}: carries no sha256; if you trust it, seal it (python tools/seal_store.py), "
+                            f"else {fix}")
+    if entry["sha256"] != content_hash(entry):
+        raise DamagedRecord(f"{path}: content does not match its sha256 (edited after it was written); {fix}")
+    if key is not None and entry.get("key") != key:
+        raise DamagedRecord(f"{path}: holds run {str(entry.get('key'))[:12]}, not {key[:12]} (a file copied under "
+                            f"another run's name); {fix}")
+    if key is not None and path.stem != key:
+        raise DamagedRecord(f"{path}: file name is not its key; {fix}")
+    return entry
+
+
+def seal(path: Path) -> bool:
+    """Add the content hash to a record file written without one (its key must match its name);
+    True when the file changed."""
+    entry = json.loads(path.read_text(), parse_constant=_reject_constant)
+    if "sha256" in entry:
+        return False
+    if entry.get("key") != path.stem or not entry.get("records"):
+        raise DamagedRecord(f"{path}: cannot seal a file whose key is not its name or that holds no records")
+    write_json(path, {**entry, "sha256": content_hash(entry)})
+    return True
 
 
 def default_root() -> Path:
@@ -139,6 +205,18 @@ def default_root() -> Path:
     if os.environ.get("SENTENCE_MTL_STORE_DIR"):
         return Path(os.environ["SENTENCE_MTL_STORE_DIR"])
     return results_dir(get_profile()) / "store"
+
+
+def first_difference(fresh: list[dict], stored: list[dict]) -> str | None:
+    """Where two runs' records differ in what they measured (``measured``), or None."""
+    if len(fresh) != len(stored):
+        return f"{len(fresh)} records against {len(stored)} stored"
+    for i, (a, b) in enumerate(zip(fresh, stored)):
+        a, b = json.loads(measured(a)), json.loads(measured(b))
+        for name in sorted(set(a) | set(b)):
+            if a.get(name) != b.get(name):
+                return f"record {i}, field {name!r}: {str(a.get(name))[:60]} recomputed, {str(b.get(name))[:60]} stored"
+    return None
 
 
 class RunStore:
@@ -157,17 +235,18 @@ class RunStore:
         if not 0 <= self.spot_check <= 1:
             raise ValueError(f"the spot-check share must lie in [0, 1], not {self.spot_check}")
         self._draw = random.Random(seed)
+        # ``make verify`` (tools/verify.py): the keys to recompute and where to log each comparison
+        listed = env.get("SENTENCE_MTL_STORE_VERIFY")
+        self.verify_keys = set(json.loads(Path(listed).read_text())) if listed else set()
+        self.verify_log = Path(env["SENTENCE_MTL_STORE_VERIFY_LOG"]) if listed else None
         self.counts = {"reused": 0, "computed": 0, "checked": 0}
 
     def path(self, experiment: str, key: str) -> Path:
         return self.root / experiment / f"{key}.json"
 
-    def _stored(self, path: Path) -> dict | None:
-        try:
-            entry = json.loads(path.read_text())
-        except (OSError, ValueError):  # absent, or unreadable: compute it again
-            return None
-        if not isinstance(entry, dict) or not isinstance(entry.get("records"), list):
+    def _stored(self, path: Path, key: str) -> dict | None:
+        entry = read_entry(path, key)
+        if entry is None:
             return None
         if self.mode == "recompute" and entry.get("written_at", 0) < self.since:
             return None
@@ -186,24 +265,34 @@ class RunStore:
         identity = {k: v for k, v in recorder.common.items() if k != "config"}
         key = run_key({"parts": parts, "shared": identity})
         path = self.path(recorder.experiment, key)
-        entry = self._stored(path)
-        if entry is not None and check and self.spot_check and self._draw.random() < self.spot_check:
+        entry = self._stored(path, key)
+        listed = key in self.verify_keys
+        if entry is not None and check and (listed or self.spot_check and self._draw.random() < self.spot_check):
+            start = time.perf_counter()
             fresh = self._compute(recorder, compute)
             self.counts["checked"] += 1
-            stored = [{**r, **recorder.common} for r in entry["records"]]
-            if [_comparable(r) for r in fresh] != [_comparable(r) for r in stored]:
+            difference = first_difference(fresh, entry["records"])
+            if listed:  # ``make verify``: every listed run is reported, identical or not
+                self._log_check(recorder.experiment, key, difference, time.perf_counter() - start)
+            elif difference:
                 raise StoreMismatch(f"run {key[:12]} of {recorder.experiment} gave different records "
-                                    f"when recomputed ({path}); parts: {fingerprint(parts)}")
+                                    f"when recomputed ({path}): {difference}")
         if entry is not None:
             records = [{**r, **recorder.common} for r in entry["records"]]
             self.counts["reused"] += 1
         else:
             records = self._compute(recorder, compute)
-            write_json(path, {"key": key, "study_version": STUDY_VERSION, "written_at": time.time(),
-                              "parts": compact(fingerprint(parts)), "records": records})
+            entry = {"key": key, "study_version": STUDY_VERSION, "written_at": time.time(),
+                     "parts": compact(fingerprint(parts)), "records": records}
+            write_json(path, {**entry, "sha256": content_hash(entry)})
             self.counts["computed"] += 1
         recorder.records.extend(records)
         return records
+
+    def _log_check(self, experiment: str, key: str, difference: str | None, seconds: float) -> None:
+        with self.verify_log.open("a") as log:
+            log.write(json.dumps({"experiment": experiment, "key": key, "identical": difference is None,
+                                  "difference": difference, "seconds": round(seconds, 1)}) + "\n")
 
     @staticmethod
     def _compute(recorder, compute) -> list[dict]:

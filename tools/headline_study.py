@@ -1,0 +1,54 @@
+"""Runs the freezing study's headline grid (``grids.HeadlineGrid``) into the run store, seed by
+seed, so that notebook 03 reads every run back; a stopped grid resumes where it stopped.
+
+The headline grid is long (hours on 2 CPU cores): this script runs it in the background, apart
+from the notebook, with the same keys (``FreezingStudy.headline_runs``). Records land in
+``results/store/03_freezing_strategies/`` as each run finishes.
+
+Usage: ``python tools/headline_study.py [--strategies a,b] [--seeds 0,1]`` (default: the whole grid
+of the profile that ``SENTENCE_MTL_PROFILE`` names).
+"""
+
+import argparse
+import time
+
+from sentence_mtl.config import get_profile
+from sentence_mtl.data import DataSource
+from sentence_mtl.experiments.freezing import FreezingStudy, StudyData
+from sentence_mtl.experiments.grids import GRIDS, grid_for
+from sentence_mtl.experiments.store import RunStore
+from sentence_mtl.results import Recorder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strategies", help="comma-separated subset of the grid's strategies")
+    parser.add_argument("--seeds", help="comma-separated subset of the grid's seeds")
+    args = parser.parse_args()
+    profile = get_profile()
+    grid = grid_for(GRIDS, profile)
+    source = DataSource.resolve(profile_name=profile.name)
+    runs = grid.headline.runs()
+    if args.strategies:
+        runs = [r for r in runs if r[0] in args.strategies.split(",")]
+    if args.seeds:
+        runs = [r for r in runs if str(r[2]) in args.seeds.split(",")]
+    data = StudyData.load(grid, profile, source)
+    recorder = Recorder("03_freezing_strategies", profile, {}, is_sample=source.is_sample)
+    store = RunStore()
+    study = FreezingStudy(data, recorder, store).headline_runs()
+    start = time.time()
+    for i, (name, k, seed) in enumerate(runs, 1):
+        before = store.counts["computed"]
+        t0 = time.time()
+        rows = study.run_any(name, k, seed)
+        how = "computed" if store.counts["computed"] > before else "stored"
+        values = ", ".join(f"{r['task']} {r.get('stage') or ''} {100 * r['value']:.1f}"
+                           + (f" (val {100 * r['val_value']:.1f})" if "val_value" in r else "") for r in rows)
+        print(f"[{time.strftime('%H:%M:%S')}] {i}/{len(runs)} {name} k={k} seed={seed}: {how} in "
+              f"{time.time() - t0:.0f}s; {values}; {(time.time() - start) / 60:.0f} min so far", flush=True)
+    print(store.summary(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
