@@ -88,3 +88,25 @@ def _multitask(root, bert_dir):
     path = root / "multitask-model"
     MultiTaskModel.from_encoder_name(bert_dir, ["topic", "sentiment"], max_seq_length=128).save_pretrained(path)
     return path
+
+
+def test_the_kept_epochs_corpus_vectors_are_the_returned_models(tmp_path, tiny_model_dir):
+    """`make retrieval` scores the kept epoch with the vectors its validation computed: they must be
+    what the returned model encodes."""
+    import numpy as np
+
+    from sentence_mtl.retrieval import RetrievalConfig, finetune_mnrl, validation_by_epoch
+
+    documents = {f"d{i}": f"abstract {i} about protein {i % 3} and cell growth" for i in range(12)}
+    queries = {f"q{i}": f"claim on protein {i % 3}" for i in range(4)}
+    relevant = {q: {f"d{i}"} for i, q in enumerate(queries)}
+    pairs = (list(queries.values()) * 2, [documents[f"d{i}"] for i in range(8)])
+    config = RetrievalConfig(model=tiny_model_dir, max_seq_length=64, batch_size=4, epochs=2, select_epoch=True,
+                             learning_rate=1e-3)
+    vectors = []
+    model, history = finetune_mnrl(pairs, config, tmp_path, (queries, documents, relevant), corpus_vectors=vectors)
+    by_epoch = validation_by_epoch(history)
+    assert len(vectors) == len(by_epoch) == 2 and vectors[0].shape == (12, 32)
+    kept = vectors[int(np.argmax(by_epoch))]
+    np.testing.assert_allclose(kept, model.encode(list(documents.values()), batch_size=32), atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1], atol=1e-5)  # the epochs differ: the choice matters

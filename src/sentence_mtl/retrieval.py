@@ -207,11 +207,13 @@ VALIDATION_METRIC = "eval_val_cosine_ndcg@10"  # what the trainer logs for the e
 
 
 def finetune_mnrl(pairs: tuple[list[str], ...], config: RetrievalConfig, output_dir: str | Path,
-                  validation: tuple[dict, dict, dict] | None = None):
+                  validation: tuple[dict, dict, dict] | None = None, corpus_vectors: list | None = None):
     """Fine-tune with sentence-transformers' trainer and MNRL; returns the SentenceTransformer and
     the trainer's log. ``pairs``: (anchors, positives) or (anchors, positives, hard negatives).
     With ``config.select_epoch``, ``validation`` = (queries, corpus, relevant ids) scores every
-    epoch (NDCG@10) and the best epoch's weights are the ones returned."""
+    epoch (NDCG@10) and the best epoch's weights are the ones returned; ``corpus_vectors``, a list,
+    then receives each epoch's vectors of the validation corpus (in its order), so that scoring the
+    kept epoch on that corpus need not encode it again."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -238,13 +240,34 @@ def finetune_mnrl(pairs: tuple[list[str], ...], config: RetrievalConfig, output_
         learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES, **({"save_strategy": "no", "eval_strategy": "no"} | selection),
         logging_steps=5, report_to=[], disable_tqdm=False, use_cpu=not _cuda())
-    evaluator = InformationRetrievalEvaluator(*validation, name="val", batch_size=32, write_csv=False,
-                                              ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[10],
-                                              precision_recall_at_k=[10], map_at_k=[10]) if config.select_epoch else None
+    evaluator = _retaining(InformationRetrievalEvaluator, corpus_vectors)(
+        *validation, name="val", batch_size=32, write_csv=False, ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[10],
+        precision_recall_at_k=[10], map_at_k=[10]) if config.select_epoch else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, evaluator=evaluator,
                                          loss=MultipleNegativesRankingLoss(model, scale=config.scale))
     trainer.train()
     return model, trainer.state.log_history
+
+
+def _retaining(evaluator_class, corpus_vectors: list | None):
+    """``evaluator_class``, appending the corpus vectors of each evaluation to ``corpus_vectors``."""
+    if corpus_vectors is None:
+        return evaluator_class
+
+    class Retaining(evaluator_class):
+        def compute_all_metrics(self, *args, **kwargs):
+            self._chunks = []
+            metrics = super().compute_all_metrics(*args, **kwargs)
+            corpus_vectors.append(np.concatenate(self._chunks))
+            return metrics
+
+        def embed_inputs(self, model, sentences, encode_fn_name=None, **kwargs):
+            vectors = super().embed_inputs(model, sentences, encode_fn_name=encode_fn_name, **kwargs)
+            if encode_fn_name == "document":  # a chunk of the corpus, in order
+                self._chunks.append(vectors.float().cpu().numpy())
+            return vectors
+
+    return Retaining
 
 
 def validation_by_epoch(history: list[dict]) -> list[float]:

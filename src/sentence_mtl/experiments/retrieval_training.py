@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Profile, get_profile, output_root, results_dir
 from ..data import DataSource, RetrievalData, load_scifact
 from ..io import InputError, write_json
@@ -123,10 +125,15 @@ def train_chosen(records_path, profile: Profile, source: DataSource, registry: P
     validation = ({q: data.val.queries[q] for q in val_ids}, dict(zip(data.doc_ids, data.documents)),
                   {q: {d for d, rel in data.val.qrels[q].items() if rel > 0} for q in val_ids})
     _step(f"fine-tuning on {len(pairs[0])} pairs ({config.epochs} epoch(s), batch {config.batch_size})")
+    epoch_vectors = []  # the documents' vectors at each validation, the kept epoch's among them
     with tempfile.TemporaryDirectory() as scratch, measure() as cost:
-        encoder, history = finetune_mnrl(pairs, config, scratch, validation)
+        encoder, history = finetune_mnrl(pairs, config, scratch, validation, corpus_vectors=epoch_vectors)
     _step("scoring on the validation and test queries")
-    vectors = encoder.encode(data.documents, batch_size=32, convert_to_numpy=True, show_progress_bar=True)
+    by_epoch = validation_by_epoch(history)
+    if by_epoch and len(epoch_vectors) == len(by_epoch):  # the trainer keeps the first best epoch
+        vectors = epoch_vectors[int(np.argmax(by_epoch))]
+    else:
+        vectors = encoder.encode(data.documents, batch_size=32, convert_to_numpy=True, show_progress_bar=True)
     dense_val = dense_scores(encoder, val_queries, data.documents, document_vectors=vectors)
     dense_test = dense_scores(encoder, test_queries, data.documents, document_vectors=vectors)
     weight, _ = choose_fusion_weight(dense_val, bm25_scores(val_queries, data.documents), val_ids, data.doc_ids,
@@ -137,7 +144,6 @@ def train_chosen(records_path, profile: Profile, source: DataSource, registry: P
     run_dir = register_run(encoder, metrics, {**config.to_dict(), "recipe": recipe.dense,
                                               "train_seconds": cost.seconds}, registry)
     promoted = promote_if_better(run_dir, registry=registry)
-    by_epoch = validation_by_epoch(history)
     return {"recipe": recipe.dense, "chosen_on": f"mean validation NDCG@10 over the seeds of {records_path}",
             "seed": seed, "profile": profile.name, "run_id": run_dir.name, "promoted": promoted,
             "best": (registry / "best").resolve().name, "metrics": metrics, "train_seconds": cost.seconds,
