@@ -181,6 +181,46 @@ def bm25_hard_negatives(sparse: np.ndarray, dense: np.ndarray, query_ids: list[s
     return negatives
 
 
+def bm25_hard_negatives_encoding_few(sparse: np.ndarray, query_vectors: np.ndarray, encode_documents,
+                                     query_ids: list[str], doc_ids: list[str], qrels: dict,
+                                     first: int = 4) -> tuple[dict[str, str], int]:
+    """:func:`bm25_hard_negatives` without encoding the whole corpus. The filter walks a query's
+    BM25 ranking from the top, so the pretrained scores of its first ``k`` documents and of the
+    judged ones decide it whenever its negative lies among those ``k``; an unscored document never
+    passes, and a query whose negative is not found within its ``k`` is walked again with ``k``
+    four times larger (at worst, every document is scored). ``query_vectors``: unit rows;
+    ``encode_documents(indices)``: unit vectors of those documents. Returns the negatives and how
+    many documents were encoded."""
+    order = np.argsort(-sparse, axis=1, kind="stable")  # the walk's order
+    position = {d: j for j, d in enumerate(doc_ids)}
+    judged = {position[d] for q in query_ids for d, rel in qrels[q].items() if rel > 0 and d in position}
+    vectors: dict[int, np.ndarray] = {}
+    window = dict.fromkeys(range(len(query_ids)), first)  # the queries still walked, and their k
+    negatives = {}
+    while window:
+        needed = sorted(set(judged).union(*(order[i, :k].tolist() for i, k in window.items())) - vectors.keys())
+        if needed:
+            vectors.update(zip(needed, encode_documents(needed)))
+        columns, complete = sorted(vectors), len(vectors) == len(doc_ids)
+        rows = list(window)
+        dense = np.full((len(rows), len(doc_ids)), np.inf)  # an unscored document is never taken
+        dense[:, columns] = query_vectors[rows] @ np.stack([vectors[j] for j in columns]).T
+        for row, i in enumerate(rows):
+            qid = query_ids[i]
+            try:
+                negative = bm25_hard_negatives(sparse[i:i + 1], dense[row:row + 1], [qid], doc_ids, qrels)[qid]
+            except ValueError:
+                if complete:
+                    raise
+                negative = None
+            if negative is not None and (complete or position[negative] in order[i, :window[i]]):
+                negatives[qid] = negative
+                del window[i]
+            else:
+                window[i] *= 4
+    return {q: negatives[q] for q in query_ids}, len(vectors)
+
+
 # --------------------------------------------------------------------------- fine-tuning
 
 

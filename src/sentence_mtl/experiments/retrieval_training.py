@@ -31,7 +31,7 @@ from ..config import Profile, get_profile, output_root, results_dir
 from ..data import DataSource, RetrievalData, load_scifact
 from ..io import InputError, write_json
 from ..results import load_records, measure
-from ..retrieval import (REGISTRY, RetrievalConfig, bm25_hard_negatives, bm25_scores,
+from ..retrieval import (REGISTRY, RetrievalConfig, bm25_hard_negatives_encoding_few, bm25_scores,
                          choose_fusion_weight, dense_scores, document_text, finetune_mnrl, promote_if_better,
                          rank_metrics, register_run, split_queries, training_pairs, validation_by_epoch)
 from .analysis import retrieval_summary
@@ -91,19 +91,22 @@ def _step(message: str) -> None:
     print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _hard_negatives(data: SciFactSplits, model: str) -> dict[str, str]:
-    """One BM25 negative per training claim, false negatives filtered by the pretrained ``model``
-    (notebook 05's; its document vectors come from the content-addressed cache when it has them)."""
+def _hard_negatives(data: SciFactSplits, model: str) -> tuple[dict[str, str], int]:
+    """One BM25 negative per training claim, false negatives filtered by the pretrained ``model`` as
+    notebook 05 filters them, encoding only the documents the filter reads (the content-addressed
+    cache keeps them for the next run). Returns the negatives and how many documents were encoded."""
     from ..cache import cached_encode
     from ..encoder import SentenceEncoder
+
+    def unit(vectors):
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
 
     encoder = SentenceEncoder.from_pretrained(model, max_seq_length=256)
     train_ids = list(data.train.qrels)
     queries = [data.train.queries[q] for q in train_ids]
-    vectors = cached_encode(encoder, data.documents, batch_size=32)
-    dense = dense_scores(encoder, queries, data.documents, document_vectors=vectors)
-    return bm25_hard_negatives(bm25_scores(queries, data.documents), dense, train_ids, data.doc_ids,
-                               data.train.qrels)
+    encode = lambda indices: unit(cached_encode(encoder, [data.documents[j] for j in indices], batch_size=32))  # noqa: E731
+    return bm25_hard_negatives_encoding_few(bm25_scores(queries, data.documents), unit(encoder.encode(queries)),
+                                            encode, train_ids, data.doc_ids, data.train.qrels)
 
 
 def train_chosen(records_path, profile: Profile, source: DataSource, registry: Path, seed: int = 0) -> dict:
@@ -120,7 +123,8 @@ def train_chosen(records_path, profile: Profile, source: DataSource, registry: P
     negatives = None
     if config.hard_negatives:
         _step(f"BM25 hard negatives for {len(data.train.qrels)} training claims over {len(data.documents):,} documents")
-        negatives = _hard_negatives(data, config.model)
+        negatives, encoded = _hard_negatives(data, config.model)
+        _step(f"negatives chosen; the false-negative filter read {encoded:,} documents' pretrained vectors")
     pairs = training_pairs(data.train, negatives)
     validation = ({q: data.val.queries[q] for q in val_ids}, dict(zip(data.doc_ids, data.documents)),
                   {q: {d for d, rel in data.val.qrels[q].items() if rel > 0} for q in val_ids})
