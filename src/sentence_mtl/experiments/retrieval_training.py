@@ -104,9 +104,12 @@ def _hard_negatives(data: SciFactSplits, model: str) -> tuple[dict[str, str], in
     encoder = SentenceEncoder.from_pretrained(model, max_seq_length=256)
     train_ids = list(data.train.qrels)
     queries = [data.train.queries[q] for q in train_ids]
-    encode = lambda indices: unit(cached_encode(encoder, [data.documents[j] for j in indices], batch_size=32))  # noqa: E731
-    return bm25_hard_negatives_encoding_few(bm25_scores(queries, data.documents), unit(encoder.encode(queries)),
-                                            encode, train_ids, data.doc_ids, data.train.qrels)
+    def encode(indices):
+        return unit(cached_encode(encoder, [data.documents[j] for j in indices], batch_size=32))
+
+    query_vectors = unit(encoder.encode(queries, batch_size=32))
+    return bm25_hard_negatives_encoding_few(bm25_scores(queries, data.documents), query_vectors, encode, train_ids,
+                                            data.doc_ids, data.train.qrels)
 
 
 def train_chosen(records_path, profile: Profile, source: DataSource, registry: Path, seed: int = 0) -> dict:
