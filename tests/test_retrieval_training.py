@@ -4,6 +4,8 @@ records given is the one trained, the run lands in the registry and is promoted 
 the service then serves it, and the command records its time. Nothing here is about quality."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +67,7 @@ def test_make_retrieval_trains_registers_promotes_and_times_the_chosen_recipe(tm
     result = json.loads(output.read_text())
     assert result["recipe"] == hard.dense and result["promoted"] and result["best"] == result["run_id"]
     assert result["profile"] == "smoke" and result["is_sample"] and result["seed"] == 0
+    assert 0 < result["documents_encoded_for_negatives"] <= result["n_documents"] and "notebook_run" in result
     assert len(result["val_ndcg10_by_epoch"]) == dict(hard.settings)["epochs"]  # the epoch kept chosen on validation
     assert 0 < result["train_seconds"] < result["make_retrieval_seconds"]
     run = registry / result["run_id"]
@@ -110,3 +113,28 @@ def test_the_kept_epochs_corpus_vectors_are_the_returned_models(tmp_path, tiny_m
     kept = vectors[int(np.argmax(by_epoch))]
     np.testing.assert_allclose(kept, model.encode(list(documents.values()), batch_size=32), atol=1e-5)
     assert not np.allclose(vectors[0], vectors[1], atol=1e-5)  # the epochs differ: the choice matters
+
+
+REAL_DATA = os.environ.get("SENTENCE_MTL_DATA")
+
+
+@pytest.mark.skipif(not REAL_DATA or not (Path(REAL_DATA) / "scifact_beir").is_dir(), reason="needs the real data")
+def test_make_retrieval_builds_the_pairs_notebook_05_trained_on(monkeypatch):
+    """The committed run store holds notebook 05's in-batch recipe, seed 0: the same documents,
+    splits, pairs and settings give its key; one changed pair does not."""
+    from sentence_mtl.config import get_profile
+    from sentence_mtl.data import DataSource
+    from sentence_mtl.experiments.grids import RETRIEVAL_GRIDS
+    from sentence_mtl.experiments.retrieval_training import notebook_run, scifact_splits
+    from sentence_mtl.retrieval import RetrievalConfig, training_pairs
+
+    monkeypatch.delenv("SENTENCE_MTL_STORE_DIR", raising=False)
+    profile, source = get_profile("standard"), DataSource.resolve(REAL_DATA, "standard")
+    monkeypatch.setenv("SENTENCE_MTL_PROFILE", "standard")
+    grid = RETRIEVAL_GRIDS["standard"]
+    data = scifact_splits(grid, source)
+    recipe = next(r for r in RETRIEVAL_RECIPES if not dict(r.settings).get("hard_negatives"))
+    config = RetrievalConfig(max_seq_length=256, batch_size=grid.batch_size, seed=0, **dict(recipe.settings))
+    anchors, positives = training_pairs(data.train)
+    assert notebook_run(data, (anchors, positives), config, profile, source) is not None
+    assert notebook_run(data, (anchors, positives[::-1]), config, profile, source) is None

@@ -31,13 +31,14 @@ from ..config import Profile, get_profile, output_root, results_dir
 from ..data import DataSource, RetrievalData, load_scifact
 from ..io import InputError, write_json
 from ..results import load_records, measure
-from ..retrieval import (REGISTRY, RetrievalConfig, bm25_hard_negatives_encoding_few, bm25_scores,
+from ..retrieval import (FUSION_WEIGHTS, REGISTRY, RetrievalConfig, bm25_hard_negatives_encoding_few, bm25_scores,
                          choose_fusion_weight, dense_scores, document_text, finetune_mnrl, promote_if_better,
                          rank_metrics, register_run, split_queries, training_pairs, validation_by_epoch)
 from .analysis import retrieval_summary
 from .grids import RETRIEVAL_GRIDS, RETRIEVAL_RECIPES, RetrievalGrid, RetrievalRecipe, grid_for
 
-DEFAULT_RECORDS = "results/05_retrieval_finetuning.json"
+EXPERIMENT = "05_retrieval_finetuning"
+DEFAULT_RECORDS = f"results/{EXPERIMENT}.json"
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,22 @@ def _hard_negatives(data: SciFactSplits, model: str) -> tuple[dict[str, str], in
                                             data.doc_ids, data.train.qrels)
 
 
+def notebook_run(data: SciFactSplits, pairs, config: RetrievalConfig, profile: Profile,
+                 source: DataSource) -> str | None:
+    """The key of notebook 05's stored run on the same documents, splits, pairs and settings (the
+    parts its fine-tuning runs are keyed by), when its run store holds one: this command then
+    trains what the study trained."""
+    from ..results import Recorder
+    from .store import RunStore, backbone_digest, content_digest
+
+    parts = {"documents": content_digest(data.documents), "backbone": backbone_digest(config.model),
+             "test": sorted(data.test.qrels.items()), "val": sorted(data.val.qrels.items()),
+             "fusion_weights": FUSION_WEIGHTS, "pairs": pairs, "config": config}
+    recorder = Recorder(EXPERIMENT, profile, {}, is_sample=source.is_sample)
+    store = RunStore(mode="reuse")
+    return store.key(recorder, parts) if store.holds(recorder, parts) else None
+
+
 def train_chosen(records_path, profile: Profile, source: DataSource, registry: Path, seed: int = 0) -> dict:
     """Train, score, register and maybe promote the chosen recipe; returns what ``--output`` records."""
     recipe, summary = chosen_recipe(records_path)
@@ -123,12 +140,15 @@ def train_chosen(records_path, profile: Profile, source: DataSource, registry: P
     data = scifact_splits(grid, source)
     val_ids, test_ids = list(data.val.qrels), list(data.test.qrels)
     val_queries, test_queries = [data.val.queries[q] for q in val_ids], [data.test.queries[q] for q in test_ids]
-    negatives = None
+    negatives, encoded = None, 0
     if config.hard_negatives:
         _step(f"BM25 hard negatives for {len(data.train.qrels)} training claims over {len(data.documents):,} documents")
         negatives, encoded = _hard_negatives(data, config.model)
         _step(f"negatives chosen; the false-negative filter read {encoded:,} documents' pretrained vectors")
     pairs = training_pairs(data.train, negatives)
+    same_run = notebook_run(data, pairs, config, profile, source)
+    _step(f"notebook 05's run store holds this run (seed {seed}): {same_run[:12]}" if same_run else
+          f"notebook 05's run store holds no run with these pairs and settings (seed {seed})")
     validation = ({q: data.val.queries[q] for q in val_ids}, dict(zip(data.doc_ids, data.documents)),
                   {q: {d for d, rel in data.val.qrels[q].items() if rel > 0} for q in val_ids})
     _step(f"fine-tuning on {len(pairs[0])} pairs ({config.epochs} epoch(s), batch {config.batch_size})")
@@ -155,7 +175,8 @@ def train_chosen(records_path, profile: Profile, source: DataSource, registry: P
             "seed": seed, "profile": profile.name, "run_id": run_dir.name, "promoted": promoted,
             "best": (registry / "best").resolve().name, "metrics": metrics, "train_seconds": cost.seconds,
             "peak_memory_mb": cost.peak_memory_mb, "val_ndcg10_by_epoch": by_epoch, "training_pairs": len(pairs[0]),
-            "n_documents": len(data.documents), "is_sample": source.is_sample}
+            "n_documents": len(data.documents), "is_sample": source.is_sample, "notebook_run": same_run,
+            "documents_encoded_for_negatives": encoded}
 
 
 def main(argv=None) -> int:
