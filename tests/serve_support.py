@@ -57,15 +57,18 @@ def build_service_models(root: Path, bert_dir) -> tuple[Path, Path]:
 
 
 @contextmanager
-def running_server(multitask, retrieval, log_path: Path, env: dict | None = None, args=(), timeout: float = 120):
+def running_server(multitask, retrieval, log_path: Path, env: dict | None = None, args=(), timeout: float = 120,
+                   cwd=None):
     """Yields ``(base_url, process)`` of a ``python -m sentence_mtl.cli serve`` subprocess on
-    127.0.0.1; stops it afterwards. Raises RuntimeError (with the log) if it does not come up."""
+    127.0.0.1, started in ``cwd``; stops it afterwards. ``retrieval`` None: no --retrieval-model
+    (the service chooses). Raises RuntimeError (with the log) if it does not come up."""
     port = free_port()
+    retrieval_args = ["--retrieval-model", str(retrieval)] if retrieval is not None else []
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sentence_mtl.cli", "serve", "--port", str(port),
-             "--multitask-model", str(multitask), "--retrieval-model", str(retrieval), *args],
-            stdout=log, stderr=subprocess.STDOUT, env=quiet_env(**(env or {})))
+             "--multitask-model", str(multitask), *retrieval_args, *args],
+            stdout=log, stderr=subprocess.STDOUT, env=quiet_env(**(env or {})), cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

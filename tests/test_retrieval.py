@@ -112,3 +112,40 @@ def test_bm25s_stems_so_inflected_words_match():
     scores = bm25s_scores(["a mutation causing the disease"], docs)
     assert scores.shape == (1, 3) and scores.argmax() == 0  # "mutation" ~ "mutations", "causing" ~ "cause"
     assert bm25_scores(["mutation causing"], docs)[0].max() == 0.0 and bm25s_scores(["mutation causing"], docs)[0, 0] > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hard_negatives_encoding_few_documents_match_the_whole_corpus(seed):
+    """Same negatives as scoring every document, whatever the filter rejects (integer vectors keep
+    every dot product exact); fewer documents encoded when the negatives sit near the top."""
+    from sentence_mtl.retrieval import bm25_hard_negatives, bm25_hard_negatives_encoding_few
+
+    rng = np.random.default_rng(seed)
+    n_queries, n_docs = 12, 200
+    docs = rng.integers(-3, 4, (n_docs, 6)).astype(float)
+    queries = rng.integers(-3, 4, (n_queries, 6)).astype(float)
+    sparse = rng.integers(0, 5 if seed % 2 else 50, (n_queries, n_docs)).astype(float)  # ties when few values
+    doc_ids, query_ids = [f"d{j}" for j in range(n_docs)], [f"q{i}" for i in range(n_queries)]
+    qrels = {q: {f"d{j}": 1 for j in rng.choice(n_docs, 2, replace=False)} for q in query_ids}
+    for i, q in enumerate(query_ids):  # relevant documents close to their query, as in real data
+        for d in qrels[q]:
+            docs[int(d[1:])] = queries[i] * 2
+    if seed >= 4:  # the filter rejects every query's top BM25 documents: the window must grow
+        for i in range(n_queries):
+            docs[np.argsort(-sparse[i], kind="stable")[:6]] = queries[i] * 2
+    encoded = []
+
+    def encode(indices):
+        encoded.extend(indices)
+        return docs[indices]
+
+    try:
+        expected = bm25_hard_negatives(sparse, queries @ docs.T, query_ids, doc_ids, qrels)
+    except ValueError:
+        with pytest.raises(ValueError, match="false-negative filter"):
+            bm25_hard_negatives_encoding_few(sparse, queries, encode, query_ids, doc_ids, qrels)
+        return
+    negatives, count = bm25_hard_negatives_encoding_few(sparse, queries, encode, query_ids, doc_ids, qrels)
+    assert negatives == expected and count == len(encoded) == len(set(encoded)) <= n_docs
+    if seed < 4:
+        assert count < n_docs

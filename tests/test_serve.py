@@ -68,6 +68,8 @@ def test_health_names_models_versions_and_limits(client, model_dirs):
         "max_texts": 8, "max_text_chars": MAX_TEXT_CHARS, "max_documents": 10, "max_body_bytes": 20000}
     assert limits["header_timeout"] > 0 and limits["max_concurrency"] > 0
     assert multitask["runtime"] == retrieval["runtime"] == "pytorch fp32"
+    assert retrieval["kind"] == "folder" and retrieval["origin"] == "the folder retrieval"
+    assert retrieval["hybrid_dense_weight"] == 0.5 and "equal shares" in retrieval["hybrid_dense_weight_origin"]
 
 
 def test_health_and_embed_name_model_folders_not_absolute_paths(client, model_dirs):
@@ -170,15 +172,21 @@ def test_similar_hybrid_fuses_cosine_with_bm25_over_the_documents_sent(client):
 
 
 def test_hybrid_weight_is_read_from_the_model_folder(tmp_path):
-    from sentence_mtl.serve.models import fusion_dense_weight
+    from sentence_mtl.serve.retrieval_source import folder_source, metrics_weight
 
-    assert fusion_dense_weight(tmp_path) == 0.5
-    for written, read in (({"fusion_dense_weight": 0.3}, 0.3), ({"fusion_dense_weight": 7}, 0.5),
-                          ({"fusion_dense_weight": "x"}, 0.5), ([1], 0.5)):
+    assert metrics_weight(tmp_path) is None
+    for written, read in (({"fusion_dense_weight": 0.3}, 0.3), ({"fusion_dense_weight": 7}, None),
+                          ({"fusion_dense_weight": "x"}, None), ({"fusion_dense_weight": True}, None),
+                          ([1], None)):
         (tmp_path / "metrics.json").write_text(json.dumps(written))
-        assert fusion_dense_weight(tmp_path) == read
+        assert metrics_weight(tmp_path) == read
     (tmp_path / "metrics.json").write_text("{not json")
-    assert fusion_dense_weight(tmp_path) == 0.5
+    assert metrics_weight(tmp_path) is None
+    source = folder_source(tmp_path, default=False)
+    assert source.dense_weight == 0.5 and "equal shares" in source.weight_origin and source.kind == "folder"
+    (tmp_path / "metrics.json").write_text(json.dumps({"fusion_dense_weight": 0.3, "val_ndcg@10": 0.7}))
+    source = folder_source(tmp_path, default=False)
+    assert (source.dense_weight, source.kind) == (0.3, "fine-tuned") and "validation" in source.weight_origin
 
 
 # --------------------------------------------------------------------------- bad input

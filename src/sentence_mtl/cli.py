@@ -294,8 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "so expose it only through a proxy that authenticates)")
     serve.add_argument("--port", type=port_number, default=8000)
     serve.add_argument("--multitask-model", default="models/multitask", help="folder written by `make train`")
-    serve.add_argument("--retrieval-model", default="models/retrieval/best",
-                       help="folder written by `make retrieval`")
+    serve.add_argument("--retrieval-model", default=None,
+                       help="folder of a retrieval encoder (default: models/retrieval/best, written by "
+                            "`make retrieval`, when it exists; else the pretrained encoder the multi-task "
+                            "model started from)")
     serve.add_argument("--max-texts", type=int, default=None,
                        help="texts per request (default $SENTENCE_MTL_MAX_TEXTS or 64)")
     serve.add_argument("--max-text-chars", type=int, default=None,

