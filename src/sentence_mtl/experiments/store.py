@@ -260,7 +260,8 @@ class RunStore:
 
     def holds(self, recorder, parts: dict) -> bool:
         """Whether the store has the run's records (a run someone else trained the same way)."""
-        return self._stored(self.path(recorder.experiment, self.key(recorder, parts))) is not None
+        key = self.key(recorder, parts)
+        return self._stored(self.path(recorder.experiment, key), key) is not None
 
     def run(self, recorder, parts: dict, compute: Callable[[Any], Any], check: bool = True) -> list[dict]:
         """The records of the run ``parts`` describes, added to ``recorder``.
