@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sentence_mtl.config import REPO_ROOT, cache_dir
-from sentence_mtl.fingerprint import package_fingerprint
+from sentence_mtl.fingerprint import notebook_fingerprint
 from sentence_mtl.io import atomic_path, write_json
 
 NOTEBOOKS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies", "04_training_loop",
@@ -41,20 +41,21 @@ def execute(stem: str, env: dict) -> float:
     """Run one notebook in place, no cell time limit (a cold study cell runs for hours); its wall
     seconds (kernel start included). Progress bars are
     off (``TQDM_DISABLE``) and widget state is dropped: a committed notebook shows results only.
-    The notebook's metadata records the package fingerprint it ran with (``sentence_mtl.fingerprint``)."""
-    fingerprint = package_fingerprint()
+    The notebook's metadata records the fingerprint of the code it ran (its code cells and the
+    package modules they import; ``sentence_mtl.fingerprint``)."""
     path = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
     if not path.is_file():
         raise SystemExit(f"notebook {path} is missing: nothing to execute")
+    fingerprint = notebook_fingerprint(path)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
                     "--ExecutePreprocessor.timeout=-1", str(path)], env={**env, "TQDM_DISABLE": "1"}, check=True)
     seconds = time.perf_counter() - start
-    if package_fingerprint() != fingerprint:
-        raise SystemExit(f"the package's source changed while {stem} ran: its outputs mix two versions; run it again")
+    if notebook_fingerprint(path) != fingerprint:
+        raise SystemExit(f"the code {stem} runs changed while it ran: its outputs mix two versions; run it again")
     notebook = json.loads(path.read_text())
     notebook["metadata"].pop("widgets", None)
-    notebook["metadata"]["sentence_mtl"] = {"package_fingerprint": fingerprint, "profile": "standard"}
+    notebook["metadata"]["sentence_mtl"] = {"code_fingerprint": fingerprint, "profile": "standard"}
     for cell in notebook["cells"]:  # a library's own progress bar (e.g. a Trainer's) is a widget view
         if "outputs" in cell:
             cell["outputs"] = [o for o in cell["outputs"] if WIDGET not in o.get("data", {})]
