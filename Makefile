@@ -11,7 +11,7 @@ endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test unit nbtest reproduce notebooks report data benchmark train train-baseline robustness retrieval serve clean lab \
+.PHONY: setup test unit nbtest reproduce notebooks report claims docs data benchmark train train-baseline robustness retrieval serve clean lab \
 	sync-notebooks container container-test
 
 $(VENV)/.installed: pyproject.toml
@@ -40,10 +40,8 @@ nbtest: setup
 reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standard profile, in place), update README, build report.pdf
 	@set -e; \
 	$(PY) tools/reproduce.py --store recompute; \
-	echo "==> [$$(date +%H:%M:%S)] updating the README blocks"; \
-	$(PY) tools/update_readme.py; \
-	echo "==> [$$(date +%H:%M:%S)] building report/data.json and report.pdf"; \
-	$(PY) -m sentence_mtl.reporting.report
+	echo "==> [$$(date +%H:%M:%S)] claims, README, docs/ and report.pdf"; \
+	$(PY) -m sentence_mtl.reporting.render
 
 notebooks: setup  ## execute every notebook in place (standard profile), reusing stored runs
 	$(PY) tools/reproduce.py --store reuse
@@ -63,13 +61,20 @@ sync-notebooks: setup  ## jupytext --sync every notebook with its notebooks/src/
 report: setup  ## rebuild report/data.json and report.pdf from results/*.json and figures/*.png
 	$(PY) -m sentence_mtl.reporting.report
 
+# What is written, from what is measured: no notebook is executed.
+claims: setup  ## results/claims.json: every number the README, docs/ and the report state, from results/
+	$(PY) -m sentence_mtl.reporting.claims
+
+docs: setup  ## claims, then README.md and docs/ from templates/, then report.pdf (under a minute)
+	$(PY) -m sentence_mtl.reporting.render
+
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py
 	$(PY) benchmarks/cache_speedup.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/study_speedups.py
 
-# Timed end to end into results/train_timing.json (the README's trained-model table states it).
+# Timed end to end into results/train_timing.json (docs/results.md states it).
 train: setup  ## train the chosen multi-task configuration -> models/multitask/, score it on the full test sets (~27 min)
 	@set -e; start=$$(date +%s); \
 	echo "==> [$$(date +%H:%M:%S)] training configs/multitask.json"; \
@@ -80,17 +85,17 @@ train: setup  ## train the chosen multi-task configuration -> models/multitask/,
 	$(PY) -c "import sys, time; from sentence_mtl.io import write_json; write_json('results/train_timing.json', \
 		{'make_train_seconds': time.time() - float(sys.argv[1]), 'config': 'configs/multitask.json', \
 		 'finished': time.strftime('%Y-%m-%d %H:%M:%S')})" $$start
-	$(PY) tools/update_readme.py
+	$(PY) -m sentence_mtl.reporting.render --no-report
 
-# The previous recipe (configs/baseline_recipe.json), kept as the fine-tuned baseline that `make robustness`
+# The baseline recipe (configs/baseline_recipe.json), the fine-tuned baseline that `make robustness`
 # scores beside the chosen one when models/baseline_recipe exists.
-train-baseline: setup  ## train the previous multi-task recipe -> models/baseline_recipe (~19 min)
+train-baseline: setup  ## train the baseline multi-task recipe -> models/baseline_recipe (~19 min)
 	$(VENV)/bin/sentence-mtl train --config configs/baseline_recipe.json --save-to models/baseline_recipe
 
 robustness: setup  ## the model `make train` saved, in and out of domain, against the frozen encoder, the baseline recipe and WiSE-FT (~40 min)
 	$(PY) -m sentence_mtl.experiments.robustness --model models/multitask --output results/robustness.json \
 		$(if $(wildcard models/baseline_recipe),--baseline models/baseline_recipe)
-	$(PY) tools/update_readme.py
+	$(PY) -m sentence_mtl.reporting.render --no-report
 
 retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile, runs recomputed) -> models/retrieval/best
 	SENTENCE_MTL_PROFILE=standard SENTENCE_MTL_STORE=recompute $(PY) -m jupyter nbconvert --to notebook --execute \
@@ -99,7 +104,7 @@ retrieval: setup  ## fine-tune for retrieval (notebook 05, standard profile, run
 serve: setup  ## the HTTP service on 127.0.0.1:8000, int8 (needs `make train` and `make retrieval` first)
 	$(VENV)/bin/sentence-mtl serve --int8
 
-# The service as a container image (Containerfile; README.md, "Container image"). CONTAINER=docker works
+# The service as a container image (Containerfile; docs/service.md, "Container image"). CONTAINER=docker works
 # too; CONTAINER_FLAGS are its global flags (e.g. --runtime runc). BASE: the base image, default the
 # Containerfile's python:3.11-slim; without a registry, BASE=localhost/bookworm-python built by
 # tools/container_host_setup.sh. NO_CACHE=1: a cold build. MODELS: the folder holding multitask/ and

@@ -1,39 +1,9 @@
-"""The README's generated blocks must be what tools/update_readme.py writes."""
+"""The tables ``docs/`` shows (run times, soak, results), built from their records."""
 
 import json
 
 from sentence_mtl.config import REPO_ROOT
-from sentence_mtl.reporting.readme import (END, RUNTIME_END, RUNTIME_START, SOAK_END, SOAK_START, START,
-                                 replace_block, results_block, runtime_block, serve_soak_block)
-
-
-def test_readme_results_block_is_current():
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert START in readme and END in readme
-    assert replace_block(readme, results_block()) == readme, (
-        "README results block is stale: run `.venv/bin/python tools/update_readme.py`")
-
-
-def test_readme_runtime_block_is_current():
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert RUNTIME_START in readme and RUNTIME_END in readme
-    assert replace_block(readme, runtime_block(), RUNTIME_START, RUNTIME_END) == readme, (
-        "README run-time block is stale (results/reproduce_timing.json changed): run `.venv/bin/python tools/update_readme.py`")
-
-
-def test_readme_serve_soak_block_is_current():
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert SOAK_START in readme and SOAK_END in readme
-    assert replace_block(readme, serve_soak_block(), SOAK_START, SOAK_END) == readme, (
-        "README soak block is stale: run `.venv/bin/python tools/update_readme.py`")
-
-
-def test_readme_container_block_is_current():
-    from sentence_mtl.reporting.benchmark_tables import CONTAINER_END, CONTAINER_START, container_block
-
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert replace_block(readme, container_block(REPO_ROOT / "results"), CONTAINER_START, CONTAINER_END) == readme, (
-        "README container block is stale: run `.venv/bin/python tools/update_readme.py`")
+from sentence_mtl.reporting.readme import results_block, runtime_block, serve_soak_block
 
 
 def test_serve_soak_block_states_a_missed_target(tmp_path):
@@ -75,29 +45,12 @@ def test_what_the_cache_removes_is_stated_only_for_the_top2_step():
     assert text.index("takes 268 ms") > text.index("top2_step_ratio")
 
 
-def test_readme_answers_block_is_current():
-    from sentence_mtl.reporting.answers import ANSWERS_END, ANSWERS_START, answers_block
-
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert readme.index("## Answers") < readme.index(ANSWERS_START) < readme.index("## Results"), (
-        "the answers come first, before the tables")
-    assert replace_block(readme, answers_block(), ANSWERS_START, ANSWERS_END) == readme, (
-        "README answers block is stale: run `.venv/bin/python tools/update_readme.py`")
 
 
-def test_answers_call_a_difference_only_when_its_interval_excludes_zero():
-    from sentence_mtl.reporting.answers import embeddings
+def test_a_difference_claim_is_ahead_only_when_its_interval_excludes_zero():
+    from sentence_mtl.reporting.claims import claim
 
-    def probe(strategy, seed, value):
-        return {"task": "topic", "strategy": strategy, "seed": seed, "n_per_class": 8, "value": value,
-                "n_test": 7600, "metric": "accuracy"}
-
-    base = [{"task": "parity", "strategy": "ours_vs_sentence_transformers", "value": 1e-7, "n_test": 8},
-            *({"task": "sts", "strategy": s, "value": v, "n_test": 1379}
-              for s, v in (("mean_pooling", 0.82), ("max_pooling", 0.79), ("cls_pooling", 0.73)))]
-    clear = base + [probe("frozen_minilm_logreg", s, 0.74 + 0.001 * s) for s in range(3)] + \
-        [probe("tfidf_logreg", s, 0.49 + 0.001 * s) for s in range(3)]
-    assert "ahead" in embeddings(clear)
-    noisy = base + [probe("frozen_minilm_logreg", s, v) for s, v in enumerate((0.70, 0.50, 0.60))] + \
-        [probe("tfidf_logreg", s, v) for s, v in enumerate((0.55, 0.60, 0.50))]
-    assert "a tie" in embeddings(noisy) and "ahead" not in embeddings(noisy)
+    assert claim(0.02, 0.005, 0.035, unit="points", source="t")["verdict"] == "ahead"
+    assert claim(0.02, -0.005, 0.045, unit="points", source="t")["verdict"] == "tie"
+    assert claim(-0.02, -0.035, -0.005, unit="points", source="t")["verdict"] == "behind"
+    assert "verdict" not in claim(0.9, 0.88, 0.92, unit="percent", source="t")

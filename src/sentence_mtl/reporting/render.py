@@ -1,0 +1,97 @@
+"""``make docs``: claims from ``results/``, then README, ``docs/`` and report.pdf from templates.
+
+The words live in ``templates/`` (Jinja2 Markdown, written by hand); every number is a slot naming
+a claim of ``results/claims.json`` and printed by one filter of ``filters``. No notebook is
+executed. ``tests/test_templates.py`` fails when a rendered file differs from a fresh render.
+
+    python -m sentence_mtl.reporting.render [--check] [--no-report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import jinja2
+
+from ..config import REPO_ROOT
+from ..io import atomic_path
+from . import claims as claims_module
+from .filters import FILTERS
+
+TEMPLATES = REPO_ROOT / "templates"
+TARGETS = {"README.md": "README.md.j2", "docs/results.md": "docs/results.md.j2",
+           "docs/service.md": "docs/service.md.j2"}
+BLOCK_MARK = re.compile(r"<!-- [a-z-]+:(start|end) -->\n?")
+
+
+def names() -> dict:
+    """Readable names of strategies and configurations (``templates/names.json``)."""
+    return json.loads((TEMPLATES / "names.json").read_text())
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.filters.update(FILTERS)
+    words = names()
+
+    def word(value):
+        """A strategy or configuration id (or a name claim) as words."""
+        key = value["value"] if isinstance(value, dict) else value
+        if key not in words:
+            raise KeyError(f"no readable name for {key!r}: add it to templates/names.json")
+        return words[key]
+    env.filters["word"] = word
+    return env
+
+
+def tables(results: Path) -> dict:
+    """The full results tables and the service's measured tables (Markdown), for ``docs/``."""
+    from .benchmark_tables import container_block
+    from .readme import results_block, runtime_block, serve_soak_block
+
+    strip = lambda block: BLOCK_MARK.sub("", block).strip()  # noqa: E731
+    return {"results": strip(results_block(results)), "runtime": strip(runtime_block(results)),
+            "soak": strip(serve_soak_block(results)), "container": strip(container_block(results))}
+
+
+def render(claims: dict, results: Path = claims_module.RESULTS) -> dict[str, str]:
+    """Each target path (relative to the repository) and its text."""
+    env = environment()
+    context = {"c": claims, "tables": tables(results)}
+    return {target: env.get_template(template).render(**context) for target, template in TARGETS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail when a committed file differs from a fresh render")
+    parser.add_argument("--no-report", action="store_true", help="leave report.pdf alone")
+    args = parser.parse_args(argv)
+    claims = claims_module.build() if args.check else claims_module.write()
+    stale = []
+    for target, text in render(claims).items():
+        path = REPO_ROOT / target
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(target)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    if stale:
+        print(f"stale: {', '.join(stale)}: run `make docs`", file=sys.stderr)
+        return 1
+    if not args.check and not args.no_report:
+        from .report import main as build_report
+
+        build_report([])
+    print("checked" if args.check else f"rendered {', '.join(TARGETS)}" + ("" if args.no_report else " and report.pdf"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""The written text and the measured numbers stay apart: templates hold words, claims hold numbers.
+
+A template types no number outside a slot; every slot names a claim that exists; the README and
+``docs/`` in the repository are what a fresh render gives.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jinja2
+import pytest
+from jinja2 import nodes
+
+from sentence_mtl.config import REPO_ROOT
+from sentence_mtl.reporting import claims as claims_module
+from sentence_mtl.reporting.filters import SlotError, ci, pct, pts
+from sentence_mtl.reporting.render import TARGETS, TEMPLATES, environment, render
+
+TEMPLATE_FILES = sorted(p for p in TEMPLATES.rglob("*.j2"))
+# Question and notebook numbers, and the confidence level, are names rather than results.
+ALLOWED = {"1", "2", "3", "4", "5", "01", "02", "03", "04", "05", "95%"}
+NUMBER = re.compile(r"(?<![\w.@/-])\d+(?:,\d{3})*(?:\.\d+)?%?(?![\w/])")
+
+
+@pytest.fixture(scope="module")
+def claims():
+    return claims_module.build()
+
+
+def prose(template: str) -> str:
+    """What a reader sees typed by hand: slots, tags, comments, code and link targets removed."""
+    text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", template, flags=re.S)
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = re.sub(r"\]\([^)]*\)|<!--.*?-->", " ", text, flags=re.S)
+    return text
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+def test_templates_type_no_number_outside_a_slot(path):
+    typed = [m for m in NUMBER.findall(prose(path.read_text())) if m not in ALLOWED]
+    assert not typed, f"{path.name} types numbers {typed}: make each a claim and print it through a slot"
+
+
+def test_prose_check_catches_a_typed_number():
+    assert NUMBER.findall(prose("scores 91.8% ({{ c.x | ci }}) on `make train`, 23 seeds, notebook 03")) == \
+        ["91.8%", "23", "03"]
+
+
+def _claims_named(ast) -> set[str]:
+    named = {n.attr for n in ast.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "c"}
+    named |= {n.arg.value for n in ast.find_all(nodes.Getitem)
+              if isinstance(n.node, nodes.Name) and n.node.name == "c" and isinstance(n.arg, nodes.Const)}
+    return named
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+def test_every_slot_names_an_existing_claim(path, claims):
+    ast = environment().parse(path.read_text())
+    missing = sorted(_claims_named(ast) - set(claims))
+    assert not missing, f"{path.name} names claims that results/ does not give: {missing}"
+
+
+def test_a_missing_claim_fails_the_render():
+    env = environment()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ c.no_such_claim | pct }}").render(c={})
+
+
+def test_filters_refuse_a_claim_of_another_unit():
+    diff = {"value": 0.036, "low": 0.026, "high": 0.047, "unit": "points", "source": "t"}
+    rate = {"value": 0.918, "low": 0.912, "high": 0.924, "unit": "percent", "source": "t"}
+    assert (pts(diff), ci(diff), pct(rate), ci(rate)) == ("+3.6 points", "95% CI +2.6 to +4.7", "91.8%",
+                                                          "95% CI 91.2–92.4")
+    with pytest.raises(SlotError):
+        pct(diff)
+
+
+def test_rendered_files_are_current(claims):
+    stale = [t for t, text in render(claims).items() if (REPO_ROOT / t).read_text() != text]
+    assert not stale, f"{stale} differ from a fresh render: run `make docs`"
+
+
+def test_claims_json_is_current(claims):
+    import json
+
+    committed = json.loads(claims_module.CLAIMS_JSON.read_text())
+    assert committed == json.loads(json.dumps(claims)), "results/claims.json is stale: run `make docs`"
+
+
+def test_readme_answers_stay_short(claims):
+    readme = render(claims)["README.md"]
+    answers = readme[readme.index("<!-- answers:start -->"):readme.index("<!-- answers:end -->")]
+    assert len(answers.split()) <= 650, f"the README's answers run to {len(answers.split())} words (at most 650)"
+    assert len(readme.split()) <= 2500
+    assert set(TARGETS) == {"README.md", "docs/results.md", "docs/service.md"}
