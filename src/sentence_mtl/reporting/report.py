@@ -24,7 +24,8 @@ from pathlib import Path
 from ..config import REPO_ROOT
 from ..io import atomic_path, write_json
 from ..references import PUBLISHED
-from .answers import answer_sections, markdown_to_typst
+from . import claims
+from .answers import markdown_to_typst
 from . import robustness
 from .readme import load_result, majority_floors, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
@@ -157,7 +158,7 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
     profiles = sorted({r["profile"] for records in results.values() for r in records or [] if r.get("profile")})
     get = results.get
     return {
-        "summary": [{"question": q, "answer": markdown_to_typst(a)} for q, a in answer_sections(Path(results_dir))],
+        "claims": claims.build(Path(results_dir)),
         "results_files": [{"file": f"results/{stem}.json", "records": len(records) if records else 0,
                            "present": bool(records)} for stem, records in results.items()],
         "setup": {"model": MODEL["name"], "layers": MODEL["layers"], "dim": MODEL["dim"],
