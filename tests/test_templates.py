@@ -95,3 +95,10 @@ def test_readme_answers_stay_short(claims):
     assert len(answers.split()) <= 650, f"the README's answers run to {len(answers.split())} words (at most 650)"
     assert len(readme.split()) <= 2500
     assert set(TARGETS) == {"README.md", "docs/results.md", "docs/service.md"}
+
+
+def test_the_report_summary_names_existing_claims(claims):
+    from sentence_mtl.reporting.report import summary_claims
+
+    named = summary_claims()
+    assert named and not set(named) - set(claims), f"report.typ names missing claims: {set(named) - set(claims)}"

@@ -78,6 +78,14 @@ FIGURE_CAPTIONS = {  # each says what to see
 }
 
 
+def summary_claims(source: Path = TYPST_SOURCE) -> list[str]:
+    """The claims the executive summary names (``k.<name>`` in ``report.typ``): the summary is
+    printed only when every one exists, otherwise the report says which are missing."""
+    import re
+
+    return sorted(set(re.findall(r"\bk\.([a-z0-9_]+)", source.read_text())))
+
+
 class ReportError(RuntimeError):
     """A results file or folder the report needs is missing or malformed; says which and the fix."""
 
@@ -158,7 +166,8 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
     profiles = sorted({r["profile"] for records in results.values() for r in records or [] if r.get("profile")})
     get = results.get
     return {
-        "claims": claims.build(Path(results_dir)),
+        "claims": (named := claims.build(Path(results_dir))),
+        "claims_missing": sorted(set(summary_claims()) - set(named)),
         "results_files": [{"file": f"results/{stem}.json", "records": len(records) if records else 0,
                            "present": bool(records)} for stem, records in results.items()],
         "setup": {"model": MODEL["name"], "layers": MODEL["layers"], "dim": MODEL["dim"],
