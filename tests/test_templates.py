@@ -34,7 +34,8 @@ def prose(template: str) -> str:
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
     text = re.sub(r"`[^`\n]*`", " ", text)
     text = re.sub(r"\]\([^)]*\)|<!--.*?-->", " ", text, flags=re.S)
-    return text
+    text = re.sub(r"^(#+) \d+ ·", r"\1", text, flags=re.M)  # a section's number
+    return re.sub(r"(et\s+al\.)\s+(19|20)\d\d", r"\1", text)  # a citation's year names a paper
 
 
 @pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: str(p.relative_to(TEMPLATES)))
@@ -95,6 +96,21 @@ def test_readme_answers_stay_short(claims):
     assert len(answers.split()) <= 650, f"the README's answers run to {len(answers.split())} words (at most 650)"
     assert len(readme.split()) <= 2500
     assert set(TARGETS) == {"README.md", "docs/results.md", "docs/service.md"}
+
+
+def test_conclusion_cells_are_replaced_in_twin_and_notebook():
+    import json
+
+    from sentence_mtl.reporting.render import conclusion_in_notebook, conclusion_in_twin
+
+    twin = "x = 1\n\n# %% [markdown]\n# <!-- conclusion:start -->\n# old\n# <!-- conclusion:end -->\n\n# %%\ny = 2\n"
+    new = conclusion_in_twin(twin, "**New.**\n\n- a")
+    assert "# **New.**\n#\n# - a\n# <!-- conclusion:end -->" in new and "old" not in new and new.endswith("y = 2\n")
+    cells = [{"cell_type": "markdown", "source": ["<!-- conclusion:start -->\n", "old\n", "<!-- conclusion:end -->"]},
+             {"cell_type": "code", "source": ["y = 2"], "outputs": [{"text": "2"}]}]
+    notebook = json.loads(conclusion_in_notebook(json.dumps({"cells": cells}), "New."))
+    assert "".join(notebook["cells"][0]["source"]) == "<!-- conclusion:start -->\nNew.\n<!-- conclusion:end -->"
+    assert notebook["cells"][1] == cells[1]
 
 
 def test_the_report_summary_names_existing_claims(claims):

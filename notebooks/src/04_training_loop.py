@@ -34,7 +34,7 @@ from sentence_mtl.experiments.analysis import mean_std_table
 from sentence_mtl.experiments.grids import STUDY_SIZES, grid_for
 from sentence_mtl.experiments.multitask_runs import LOWER_LAYERS, load_study_data, run_variant
 from sentence_mtl.experiments.store import RunStore
-from sentence_mtl.reporting import plots
+from sentence_mtl.reporting import figures, plots
 from sentence_mtl.results import Recorder
 from sentence_mtl.training import TrainConfig
 
@@ -113,10 +113,7 @@ wide["seconds / run"] = [f"{np.mean([r['train_seconds'] for r in compared if r['
 wide
 
 # %%
-plots.interval_dots(compared, list(variants), ["topic", "sentiment"],
-                    f"Test metric by sampling + weighting: mean and 95% interval, {len(profile.seeds)} seeds "
-                    f"(test subsets of {len(test_sets['topic'])} / {len(test_sets['sentiment'])})",
-                    name="04_sampling_weighting", figures_dir=FIGURES);
+figures.sampling_weighting(recorder.records, FIGURES);
 
 # %% [markdown]
 # ## 3 · Multi-task against single-task, same compute
@@ -137,11 +134,7 @@ mean_std_table([r for r in recorder.records if r["strategy"].startswith("single_
                 or r["strategy"] == "proportional+equal"], index=("task",), columns="strategy")
 
 # %%
-plots.interval_dots([r for r in recorder.records if r["strategy"] in ("proportional+equal", "single_task_topic",
-                                                                        "single_task_sentiment")],
-                    ["proportional+equal", "single_task_topic", "single_task_sentiment"], ["topic", "sentiment"],
-                    "Multi-task vs single-task, same number of steps: mean and 95% interval",
-                    name="04_multitask_vs_single", figures_dir=FIGURES);
+figures.multitask_vs_single(recorder.records, FIGURES);
 
 # %% [markdown]
 # ## 4 · Where the errors are

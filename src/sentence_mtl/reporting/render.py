@@ -60,10 +60,40 @@ def tables(results: Path) -> dict:
 
 
 def render(claims: dict, results: Path = claims_module.RESULTS) -> dict[str, str]:
-    """Each target path (relative to the repository) and its text."""
+    """Each target path (relative to the repository) and its text: the README, ``docs/`` and each
+    notebook's conclusion cell (in its twin, and in the ``.ipynb`` once that holds the cell)."""
     env = environment()
     context = {"c": claims, "tables": tables(results)}
-    return {target: env.get_template(template).render(**context) for target, template in TARGETS.items()}
+    out = {target: env.get_template(template).render(**context) for target, template in TARGETS.items()}
+    for template in sorted((TEMPLATES / "notebooks").glob("*.md.j2")):
+        stem = template.name.removesuffix(".md.j2")
+        text = env.get_template(f"notebooks/{template.name}").render(**context).strip()
+        twin = f"notebooks/src/{stem}.py"
+        out[twin] = conclusion_in_twin((REPO_ROOT / twin).read_text(), text)
+        notebook = f"notebooks/{stem}.ipynb"
+        if CONCLUSION[0] in (source := (REPO_ROOT / notebook).read_text()):
+            out[notebook] = conclusion_in_notebook(source, text)
+    return out
+
+
+CONCLUSION = ("<!-- conclusion:start -->", "<!-- conclusion:end -->")
+
+
+def conclusion_in_twin(source: str, text: str) -> str:
+    """The jupytext twin with its conclusion cell (``# <!-- conclusion:start -->`` to ``end``) replaced."""
+    start, end = source.index("# " + CONCLUSION[0]), source.index("# " + CONCLUSION[1])
+    body = "\n".join("# " + line if line else "#" for line in text.splitlines())
+    return source[:start] + f"# {CONCLUSION[0]}\n{body}\n" + source[end:]
+
+
+def conclusion_in_notebook(source: str, text: str) -> str:
+    """The ``.ipynb`` with its conclusion markdown cell replaced; outputs and code untouched."""
+    notebook = json.loads(source)
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown" and CONCLUSION[0] in "".join(cell["source"]):
+            lines = f"{CONCLUSION[0]}\n{text}\n{CONCLUSION[1]}".splitlines(keepends=True)
+            cell["source"] = lines
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         from .report import main as build_report
 
         build_report([])
-    print("checked" if args.check else f"rendered {', '.join(TARGETS)}" + ("" if args.no_report else " and report.pdf"))
+    print("checked" if args.check else "rendered README.md, docs/, the notebooks' conclusions"
+          + ("" if args.no_report else " and report.pdf"))
     return 0
 
 
