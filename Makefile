@@ -11,7 +11,7 @@ endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test unit nbtest reproduce notebooks report claims docs data benchmark train train-baseline robustness retrieval serve clean lab \
+.PHONY: setup test unit nbtest reproduce notebooks report claims docs figures data benchmark train train-baseline robustness retrieval serve clean lab \
 	sync-notebooks container container-test
 
 $(VENV)/.installed: pyproject.toml
@@ -65,8 +65,11 @@ report: setup  ## rebuild report/data.json and report.pdf from results/*.json an
 claims: setup  ## results/claims.json: every number the README, docs/ and the report state, from results/
 	$(PY) -m sentence_mtl.reporting.claims
 
-docs: setup  ## claims, then README.md and docs/ from templates/, then report.pdf (under a minute)
+docs: setup  ## claims, then README.md, docs/ and the notebooks' conclusions from templates/, then report.pdf
 	$(PY) -m sentence_mtl.reporting.render
+
+figures: setup  ## redraw the figures of figures/ that come from records in results/ (no run is repeated)
+	$(PY) -m sentence_mtl.reporting.figures
 
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sentence_mtl.experiments.analysis import interval, paired
-from sentence_mtl.reporting.answers import spearman_interval
+from sentence_mtl.reporting.claims import spearman_interval
 
 
 def record(strategy, seed, value, n_test=800):

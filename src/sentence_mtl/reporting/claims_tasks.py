@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..experiments import analysis
 from ..experiments.analysis import interval, paired, retrieval_summary
-from .claims import claim, difference, load, mean_claim, published, spearman_interval
+from .claim import claim, difference, load, mean_claim, published, spearman_interval
 
 CLASSIFICATION = ("topic", "sentiment")
 

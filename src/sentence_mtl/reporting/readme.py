@@ -218,7 +218,7 @@ def predictions_table(reports: list[dict]) -> str:
 
 
 def retrieval_table(records: list[dict]) -> str:
-    from .answers import RECIPE_WORDS
+    from .names import names
 
     table = summarize(records, by=("strategy", "metric"))
     table["cell"] = [percent_cell(m, s, n) for m, s, n in zip(table["mean"], table["std"], table["seeds"])]
@@ -226,7 +226,7 @@ def retrieval_table(records: list[dict]) -> str:
     metrics = ["ndcg@10", "mrr@10", "recall@100"]
     n_queries = records[0]["n_test"]
     summary = analysis.retrieval_summary(records)
-    recipes = "; ".join(f"`{s}`: {RECIPE_WORDS.get(s, s)}, {r['seeds']} seeds, {r['seconds'] / 60:.0f} min each"
+    recipes = "; ".join(f"`{s}`: {names().get(s, s)}, {r['seeds']} seeds, {r['seconds'] / 60:.0f} min each"
                         for s, r in (summary["recipes"].items() if summary else []))
     lines = ["### Retrieval: SciFact (`results/05_retrieval_finetuning.json`)", "",
              f"{n_queries} BEIR test queries against {records[0]['config']['n_documents']:,} abstracts; "

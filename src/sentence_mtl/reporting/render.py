@@ -21,16 +21,12 @@ from ..config import REPO_ROOT
 from ..io import atomic_path
 from . import claims as claims_module
 from .filters import FILTERS
+from .names import names
 
 TEMPLATES = REPO_ROOT / "templates"
 TARGETS = {"README.md": "README.md.j2", "docs/results.md": "docs/results.md.j2",
            "docs/service.md": "docs/service.md.j2"}
 BLOCK_MARK = re.compile(r"<!-- [a-z-]+:(start|end) -->\n?")
-
-
-def names() -> dict:
-    """Readable names of strategies and configurations (``templates/names.json``)."""
-    return json.loads((TEMPLATES / "names.json").read_text())
 
 
 def environment() -> jinja2.Environment:

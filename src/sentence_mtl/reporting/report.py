@@ -25,7 +25,6 @@ from ..config import REPO_ROOT
 from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from . import claims
-from .answers import markdown_to_typst
 from . import robustness
 from .readme import load_result, majority_floors, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,

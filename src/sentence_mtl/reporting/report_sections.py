@@ -286,11 +286,7 @@ def task3(records: list[dict] | None) -> dict | None:
     many_seeds_up_to = max(k for k, s in seeds_at.items() if k is not None and len(s) == most)
     fewer = [len(s) for k, s in seeds_at.items() if k is None or k > many_seeds_up_to]
     finetuned = [r["n_per_class"] for r in records if r["strategy"] == "full_finetune" and r["n_per_class"]]
-    from .answers import markdown_to_typst
-    from .findings import freezing_findings
-
     return {"file": f"results/{file}.json", "sizes": [size_label(k) for k in sizes], "tables": tables,
-            "findings": markdown_to_typst(freezing_findings(all_records)),
             "same_items": same_test_items([r for r in records if not r.get("stage") and r["strategy"] != "zero_shot"]),
             "recommendations": recommendations, "costs": costs, "forgetting": forgetting,
             "seeds": len(seeds), "many_seeds_up_to": many_seeds_up_to, "seeds_above": min(fewer, default=most),

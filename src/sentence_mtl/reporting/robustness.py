@@ -4,7 +4,6 @@ from __future__ import annotations
 
 
 from ..experiments import analysis
-from .answers import markdown_to_typst
 
 SET_NAMES = {"topic": "AG News test (accuracy)", "sentiment": "TweetEval test (macro recall)",
              "uci_sentences": "review sentences (pos. vs neg.)", "airline_sentiment": "airline tweets (macro recall)"}
@@ -16,11 +15,6 @@ SHORT = {"topic": "AG News", "sentiment": "TweetEval", "uci_sentences": "review 
 # a model 5x larger, and against the AG News accuracy of the previous recipe).
 TEST_TARGETS = {"topic": 0.915, "sentiment": 0.70}
 OUT_OF_DOMAIN = ("uci_sentences", "airline_sentiment")
-
-
-WISE_NOT_SAVED = ("`make train` still saves the fine-tuned model (alpha 1): the ensemble's other end, the frozen "
-                  "encoder's logistic-regression heads, needs another encoding pass over the training texts, which "
-                  "`make train`'s 30-minute budget does not hold; `make robustness` builds and scores it.")
 
 
 def models_in_order(result: dict) -> list[str]:
@@ -141,41 +135,6 @@ def _difference(result: dict, set_name: str, a: str, b: str) -> dict:
     raise KeyError(f"no paired difference of {a!r} and {b!r} on {set_name}")
 
 
-def out_of_domain_answer(result: dict) -> str:
-    """Two sentences for the README's answers: the fine-tuned head beyond tweets, and WiSE-FT."""
-    names = models_in_order(result)
-    frozen, tuned = names[0], names[-1]
-    parts = []
-    for s in ("uci_sentences", "airline_sentiment"):
-        m, d = result["sets"][s]["models"][tuned], _difference(result, s, tuned, frozen)
-        parts.append(f"{SHORT[s]} {100 * m['value']:.1f}% (95% CI {100 * m['low']:.1f}–{100 * m['high']:.1f}), "
-                     f"{100 * d['mean']:+.1f} points against the frozen encoder with a logistic-regression head "
-                     f"(95% CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}, "
-                     f"{analysis.VERDICT_WORDS[analysis.verdict(d['low'], d['high'])]})")
-    text = ("Out of domain (evaluation only), its sentiment head scores " + "; ".join(parts) +
-            f"; it calls {100 * result['sets']['uci_sentences']['models'][tuned]['neutral_share']:.1f}% of the review "
-            f"sentences and {100 * result['news_called_neutral'][tuned]:.0f}% of AG News texts neutral.")
-    if result.get("baseline"):
-        base = result["baseline"]["name"]
-        diffs = [(SHORT[s], _difference(result, s, tuned, base)) for s in SET_NAMES]
-        text += (" Against the baseline recipe (the previous configuration, more data per task now) on the same "
-                 "items: " + "; ".join(f"{n} {100 * d['mean']:+.1f} points ({100 * d['low']:+.1f} to "
-                                       f"{100 * d['high']:+.1f}, {_verdict_words(d)})" for n, d in diffs) + ". "
-                 + recipe_choice(result))
-    text += " " + targets_sentence(result)
-    chosen = result["chosen_alpha"]
-    if "WiSE-FT" in " ".join(names):
-        middle = next(n for n in names if n.startswith("WiSE-FT"))
-        diffs = [(SHORT[s], _difference(result, s, middle, tuned)) for s in SET_NAMES]
-        text += (f" Weight-space ensembling with the frozen encoder (WiSE-FT) at alpha {chosen:.1f}, chosen on "
-                 "validation, against the fine-tuned model: " + "; ".join(
-                     f"{n} {100 * d['mean']:+.1f} points ({analysis.VERDICT_WORDS[analysis.verdict(d['low'], d['high'])]})"
-                     for n, d in diffs) + ". " + WISE_NOT_SAVED)
-    else:
-        text += " " + _curve_sentence(result)
-    return text
-
-
 def _curve_sentence(result: dict) -> str:
     """What the WiSE-FT curve shows beside the chosen alpha (validation-chosen; the rest is shown only)."""
     chosen = result["chosen_alpha"]
@@ -199,7 +158,6 @@ def report_data(result: dict | None) -> dict | None:
     sets = result["sets"]
     return {"chosen_alpha": f"{result['chosen_alpha']:.1f}", "reps": result["bootstrap_reps"],
             "n_uci": f"{sets['uci_sentences']['n']:,}", "n_airline": f"{sets['airline_sentiment']['n']:,}",
-            "answer": markdown_to_typst(out_of_domain_answer(result)),
             "rows": [{"model": name, "cells": [_cell(sets[s]["models"][name]) for s in SET_NAMES],
                       "uci_neutral": f"{100 * sets['uci_sentences']['models'][name]['neutral_share']:.1f}%",
                       "news_neutral": f"{100 * result['news_called_neutral'][name]:.1f}%"}
