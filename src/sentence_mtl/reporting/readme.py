@@ -104,8 +104,11 @@ def freezing_tables(records: list[dict]) -> str:
                          f" | {max(r['trainable_params'] for r in runs):,} | {seconds} |")
     speed = [r for r in records if r["task"] == "cache_benchmark"]
     if speed:
+        what = {"heads_epoch_ratio": "a heads-only epoch on cached embeddings against re-encoding",
+                "top2_step_ratio": "a top-two-blocks step on cached lower-block outputs against a full forward"}
         lines += ["", "What the cache buys (`benchmarks/cache_speedup.py`, same texts, same run): " + "; ".join(
-            f"{r['strategy']} {r['value']:.{1 if r['value'] >= 10 else 2}f}x (target ≥ {r['target']:g}x"
+            f"{what.get(r['strategy'], r['strategy'])}: {r['value']:.{1 if r['value'] >= 10 else 2}f}x faster "
+            f"(target ≥ {r['target']:g}x"
             + (f"; the step it replaces takes {1000 * r['top2_step_full_forward_s']:.0f} ms, of which the embeddings and "
                f"lower blocks' forward, what the cache removes, take {1000 * r['top2_lower_forward_s']:.0f} ms"
                if r["strategy"] == "top2_step_ratio" and "top2_lower_forward_s" in r else "") + ")" for r in speed) + "."]
@@ -189,8 +192,8 @@ def shorten(text: str, width: int = 90) -> str:
 WHY = {("topic", "Business", "Sci/Tech"): "stories about technology companies and products fit both "
                                           "classes",
        ("topic", "Sci/Tech", "Business"): "stock, earnings and economy stories about technology firms",
-       ("sentiment", "neutral", "negative"): "tweets about sad or divisive events state no sentiment of their own, "
-                                             "and the model reads the event's tone as the author's",
+       ("sentiment", "neutral", "negative"): "tweets about sad or divisive events state no sentiment of their own; "
+                                             "likely, the model reads the event's tone as the author's",
        ("sentiment", "neutral", "positive"): "greetings, lists of favourites and wishes read as positive"}
 
 
@@ -328,7 +331,7 @@ def _cold_lower_bound(results_dir: Path) -> str:
     total = sum(per_notebook.values())
     parts = ", ".join(f"{stem[:2]}: {m:.0f}" for stem, m in per_notebook.items() if m >= 0.5)
     verdict = f"over it by at least {total - COLD_CAP_MIN:.0f} minutes: missed" if total > COLD_CAP_MIN else "not yet known"
-    return (f"- Cold reproduction: not yet timed whole. The training alone that the committed records "
+    return (f"- Cold reproduction: not timed whole. The training alone that the committed records "
             f"hold sums to {total:.0f} minutes on 2 cores ({parts}), each run counted once: a lower bound, "
             f"against this repository's budget of {COLD_CAP_MIN} (goal {COLD_GOAL_MIN}): {verdict}.")
 

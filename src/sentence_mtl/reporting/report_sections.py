@@ -12,7 +12,7 @@ from ..experiments.analysis import paired, percent_cell, retrieval_summary, same
 from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 
-# Facts about the data (not results): from each dataset folder's PROVENANCE.md, as summarised in
+# Facts about the data (not results), as data/README.md states them (Provenance and licences, Caveats);
 # data/README.md; tests/test_report.py checks each one is stated there.
 DATA_FACTS = {
     "ag_news_classes": 4,
