@@ -13,7 +13,7 @@ from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 
 # Facts about the data (not results), as data/README.md states them (Provenance and licences, Caveats);
-# data/README.md; tests/test_report.py checks each one is stated there.
+# tests/test_report.py checks each one is stated there.
 DATA_FACTS = {
     "ag_news_classes": 4,
     "tweeteval_classes": 3,
