@@ -40,41 +40,8 @@ STEMS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies
 RECORD_KEYS = ("experiment", "task", "strategy", "metric", "value")
 
 
-FIGURE_CAPTIONS = {  # each says what to see
-    "01_stsb_pooling": "STS-B test, Spearman × 100 by encoder and pooling, bars from zero: compare each "
-                       "bar with the published score (dashed line).",
-    "01_linear_probe_learning_curves": "Linear probes on frozen sentence vectors against TF-IDF, by labelled examples "
-                                       "per class: how the gap between the two changes as labels grow.",
-    "01_ag_news_projections": "AG News test sentences projected to two dimensions, coloured by topic: how far the "
-                              "pretrained space already groups the topics, and which ones overlap.",
-    "01_similarity_heatmap": "Cosine similarities between example sentences: paraphrases against unrelated "
-                             "sentences.",
-    "01_throughput": "Encoding throughput on the same texts: ours in fp32 and int8 against sentence-transformers.",
-    "02_architecture": "The multi-task model (left) and what each family of strategies trains or freezes (right).",
-    "03_learning_curves": "Test metric by labelled examples per class, one panel per family of strategies, one colour "
-                          "per strategy throughout: compare heights across a column; bands are ± one std over seeds.",
-    "03_cost_vs_quality": "Training seconds (log scale) against the test metric at one data size: up and to the left "
-                          "is better; bars are ± one std over seeds.",
-    "03_peer_differences": "Our labelled-only recipe minus SetFit, by task and examples per class, paired by seed "
-                           "and test item: right of the dashed line is ahead; an interval across it is a tie.",
-    "03_forgetting": "Topic accuracy before and after a sentiment stage with the topic head frozen: dots are means, "
-                     "lines 95% intervals over seeds; the label gives the change and its interval.",
-    "04_training_curves": "One multi-task run: training loss per task (left) and validation metrics by step (right); "
-                          "the dashed mean picks the checkpoint.",
-    "04_sampling_weighting": "Task sampling and loss weighting: mean test metric (dot), 95% interval (line) and seeds "
-                             "(grey); overlapping intervals mean the configurations are not separated.",
-    "04_multitask_vs_single": "Multi-task against single-task models given the same steps: mean, 95% interval and seeds.",
-    "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets): "
-                             "the off-diagonal cells show which classes it confuses.",
-    "robustness_wise_ft": "WiSE-FT: each point one alpha from the frozen encoder with logistic-regression heads "
-                          "(alpha 0) to the fine-tuned model (alpha 1); in-domain validation (x) against an "
-                          "out-of-domain set (y): up and to the right is better on both.",
-    "05_length_distribution": "SciFact: token lengths of claims and abstracts, against the 256-token window the "
-                              "encoder reads.",
-    "05_scifact_ndcg": "SciFact test NDCG@10 (%), bars from zero, ± std over seeds: BM25 (plain and stemmed), the "
-                       "pretrained encoder and the two fine-tuning recipes, each alone and fused with BM25. Every "
-                       "fusion ends above both of its parts; alone, no encoder passes the stemmed BM25.",
-}
+# What each figure shows, written with the report (report/figure_captions.json); in the notebooks' order.
+FIGURE_CAPTIONS = json.loads((REPORT_DIR / "figure_captions.json").read_text())
 
 
 def summary_claims(source: Path = TYPST_SOURCE) -> list[str]:
