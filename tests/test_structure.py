@@ -46,7 +46,7 @@ def test_reporting_and_the_analysis_layer_import_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import sentence_mtl.reporting.readme, sentence_mtl.reporting.report, "
+    code = ("import sys; import sentence_mtl.reporting.tables, sentence_mtl.reporting.report, "
             "sentence_mtl.reporting.plots, sentence_mtl.reporting.render, sentence_mtl.reporting.figures, "
             "sentence_mtl.experiments.analysis; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))")

@@ -25,7 +25,7 @@ def build(results: Path = RESULTS) -> dict:
     """Every claim, by name; a claim whose records are missing is absent (a template naming it fails)."""
     named: dict = {}
     for part in (claims_tasks.embeddings, claims_tasks.heads, claims_tasks.freezing, claims_tasks.training_loop,
-                 claims_tasks.retrieval, claims_tasks.operations):
+                 claims_tasks.retrieval, claims_tasks.operations, claims_tasks.details):
         named.update(part(results))
     return {name: c for name, c in sorted(named.items()) if c is not None}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..experiments import analysis
 from ..experiments.analysis import interval, paired, retrieval_summary
 from .claim import claim, difference, load, mean_claim, published, spearman_interval
+from .robustness import difference as difference_in
 
 CLASSIFICATION = ("topic", "sentiment")
 
@@ -42,15 +43,6 @@ def embeddings(results: Path) -> dict:
     return out
 
 
-def _robust(result: dict, set_name: str, a: str, b: str) -> dict:
-    for p in result["sets"][set_name]["paired"]:
-        if (p["a"], p["b"]) == (a, b):
-            return p
-        if (p["a"], p["b"]) == (b, a):
-            return {"mean": -p["mean"], "low": -p["high"], "high": -p["low"]}
-    raise KeyError(f"no paired difference of {a!r} and {b!r} on {set_name} in results/robustness.json")
-
-
 def heads(results: Path) -> dict:
     out: dict = {}
     floors = analysis.majority_floors(load(results, "03_freezing_strategies") or [])
@@ -78,7 +70,7 @@ def heads(results: Path) -> dict:
             src = f"results/robustness.json: sets.{s}"
             out[f"heads_ood_{tag}"] = claim(m["value"], m["low"], m["high"], unit="percent", source=src,
                                             items=robust["sets"][s]["n"])
-            out[f"heads_ood_{tag}_vs_frozen"] = difference(_robust(robust, s, tuned, frozen), src + " (paired bootstrap)")
+            out[f"heads_ood_{tag}_vs_frozen"] = difference(difference_in(robust, s, tuned, frozen), src + " (paired bootstrap)")
         out["heads_wise_alpha"] = claim(robust["chosen_alpha"], unit="number", source="results/robustness.json")
     joint = {(r["task"], r["strategy"]): r for r in load(results, "02_multitask_heads") or []}
     if (airline := joint.get(("airline", "joint_heads_frozen_encoder"))) and \
@@ -219,6 +211,11 @@ def retrieval(results: Path) -> dict:
     return out
 
 
+# This repository's own budgets on 2 CPU cores (minutes): a cold reproduction, a warm
+# re-execution of every notebook from the run store, and `make train` end to end.
+COLD_CAP_MIN, WARM_CAP_MIN, MAKE_TRAIN_LIMIT_MIN = 90, 5, 30
+
+
 def operations(results: Path) -> dict:
     """Run times: what a cold reproduction costs at least, from the committed records."""
     import json
@@ -226,13 +223,12 @@ def operations(results: Path) -> dict:
     total = sum(analysis.training_seconds(json.loads(p.read_text())) for p in sorted(results.glob("0[1-5]_*.json")))
     out = {"ops_cold_minutes_lower_bound": claim(total / 60, unit="minutes",
                                                  source="results/0[1-5]_*.json: analysis.training_seconds")}
-    from .readme import COLD_CAP_MIN, MAKE_TRAIN_LIMIT_MIN, WARM_CAP_MIN
     from .robustness import TEST_TARGETS
 
-    out["ops_cold_cap"] = claim(COLD_CAP_MIN, unit="minutes", source="reporting.readme.COLD_CAP_MIN (our budget)")
-    out["ops_warm_cap"] = claim(WARM_CAP_MIN, unit="minutes", source="reporting.readme.WARM_CAP_MIN (our budget)")
+    out["ops_cold_cap"] = claim(COLD_CAP_MIN, unit="minutes", source="claims_tasks.BUDGETS")
+    out["ops_warm_cap"] = claim(WARM_CAP_MIN, unit="minutes", source="claims_tasks.BUDGETS")
     out["ops_make_train_limit"] = claim(MAKE_TRAIN_LIMIT_MIN, unit="minutes",
-                                        source="reporting.readme.MAKE_TRAIN_LIMIT_MIN (our budget)")
+                                        source="claims_tasks.BUDGETS")
     for task, target in TEST_TARGETS.items():
         out[f"heads_{task}_target"] = claim(target, unit="percent", source="reporting.robustness.TEST_TARGETS")
     runs = [r for r in (load(results, "reproduce_timing") or []) if (r["cache"], r["store"]) == ("warm", "reuse")]
@@ -249,4 +245,42 @@ def operations(results: Path) -> dict:
     if timing:
         out["ops_make_train_minutes"] = claim(timing["make_train_seconds"] / 60, unit="minutes",
                                               source="results/train_timing.json")
+    return out
+
+
+def details(results: Path) -> dict:
+    """The numbers the prose of ``docs/results.md`` states beside its tables."""
+    out: dict = {}
+    records = load(results, "01_sentence_embeddings") or []
+    by = {(r["task"], r["strategy"]): r for r in records}
+    if {("throughput", "ours_int8"), ("throughput", "ours_fp32"), ("sts", "int8_mean")} <= set(by):
+        src = "results/01_sentence_embeddings.json: throughput and sts"
+        out["emb_int8_torch_ratio"] = claim(by["throughput", "ours_int8"]["value"] / by["throughput", "ours_fp32"]["value"],
+                                            unit="ratio", source=src)
+        out["emb_int8_torch_change"] = claim(by["sts", "int8_mean"]["value"] - by["sts", "mean_pooling"]["value"],
+                                             unit="points", source=src)
+    if onnx := load(results, "int8_onnx"):
+        out["emb_int8_max_drop"] = claim(onnx["max_spearman_drop"], unit="points", source="results/int8_onnx.json")
+        if q := onnx.get("classifier"):
+            out["emb_int8_classifier_allowance"] = claim(q["allowance"], unit="points", source="results/int8_onnx.json")
+            out["emb_int8_classifier_keeps"] = claim(bool(q["keeps_quality"]), unit="name",
+                                                     source="results/int8_onnx.json: classifier.keeps_quality")
+    for r in load(results, "03_freezing_strategies") or []:
+        if r["task"] == "cache_benchmark":
+            tag = "heads" if r["strategy"] == "heads_epoch_ratio" else "top2"
+            out[f"cache_{tag}_ratio"] = claim(r["value"], unit="ratio", source=f"results/03_*.json: {r['strategy']}")
+            out[f"cache_{tag}_target"] = claim(float(r["target"]), unit="ratio", source="results/03_*.json: target")
+    if robust := load(results, "robustness"):
+        src = "results/robustness.json"
+        out["robust_reps"] = claim(robust["bootstrap_reps"], unit="count", source=src)
+        if robust.get("baseline"):
+            tuned, base = list(robust["compared"])[-1], robust["baseline"]["name"]
+            out["robust_val_saved"] = claim(robust["validation"][tuned]["mean"], unit="score", source=src)
+            out["robust_val_baseline"] = claim(robust["validation"][base]["mean"], unit="score", source=src)
+    if rerun := load(results, "store_rerun"):
+        out["ops_store_rerun_share"] = claim(rerun["ratio"], unit="percent", source="results/store_rerun.json")
+        out["ops_store_rerun_target"] = claim(rerun["target"], unit="percent", source="results/store_rerun.json")
+    if retrieval_records := load(results, "05_retrieval_finetuning"):
+        out["ret_documents"] = claim(retrieval_records[0]["config"]["n_documents"], unit="count",
+                                     source="results/05_retrieval_finetuning.json: config.n_documents")
     return out

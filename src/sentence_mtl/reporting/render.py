@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from ..io import atomic_path
 from . import claims as claims_module
 from .filters import FILTERS
 from .names import names
+from .tables import tables
 
 TEMPLATES = REPO_ROOT / "templates"
 TARGETS = {"README.md": "README.md.j2", "docs/results.md": "docs/results.md.j2",
            "docs/service.md": "docs/service.md.j2"}
-BLOCK_MARK = re.compile(r"<!-- [a-z-]+:(start|end) -->\n?")
 
 
 def environment() -> jinja2.Environment:
@@ -43,16 +42,6 @@ def environment() -> jinja2.Environment:
         return words[key]
     env.filters["word"] = word
     return env
-
-
-def tables(results: Path) -> dict:
-    """The full results tables and the service's measured tables (Markdown), for ``docs/``."""
-    from .benchmark_tables import container_block
-    from .readme import results_block, runtime_block, serve_soak_block
-
-    strip = lambda block: BLOCK_MARK.sub("", block).strip()  # noqa: E731
-    return {"results": strip(results_block(results)), "runtime": strip(runtime_block(results)),
-            "soak": strip(serve_soak_block(results)), "container": strip(container_block(results))}
 
 
 def render(claims: dict, results: Path = claims_module.RESULTS) -> dict[str, str]:

@@ -26,7 +26,8 @@ from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from . import claims
 from . import robustness
-from .readme import load_result, majority_floors, shorten
+from ..experiments.analysis import majority_floors
+from .tables import load as load_result, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
 
@@ -145,7 +146,7 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
         "task2": task2(get("02_multitask_heads")) if get("02_multitask_heads") else None,
         "task3": task3(get("03_freezing_strategies")),
         "task4": task4(get("04_training_loop")) if get("04_training_loop") else None,
-        "trained": trained_model(get("train_multitask"), majority_floors(Path(results_dir)))
+        "trained": trained_model(get("train_multitask"), majority_floors(load_result(Path(results_dir), "03_freezing_strategies") or []))
         if get("train_multitask") else None,
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
         "subsets": subsets(results),
