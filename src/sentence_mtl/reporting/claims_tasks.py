@@ -79,6 +79,13 @@ def heads(results: Path) -> dict:
         out["heads_airline_head"] = claim(*interval([airline["value"]], airline["n_test"]), unit="percent",
                                           source=src, items=airline["n_test"])
         out["heads_airline_majority"] = claim(floor["value"], unit="percent", source=src)
+        out["heads_airline_majority_label"] = claim(floor.get("majority_label", "?"), unit="name", source=src)
+    if (joint_sentiment := joint.get(("sentiment", "joint_heads_frozen_encoder"))) and \
+            (floor := joint.get(("sentiment", "majority_class"))):
+        src = "results/02_multitask_heads.json: task=sentiment"
+        out["heads_joint_sentiment"] = claim(*interval([joint_sentiment["value"]], joint_sentiment["n_test"]),
+                                             unit="percent", source=src, items=joint_sentiment["n_test"])
+        out["heads_joint_sentiment_majority"] = claim(floor["value"], unit="percent", source=src)
     return out
 
 
