@@ -25,7 +25,7 @@ from .tables import tables
 
 TEMPLATES = REPO_ROOT / "templates"
 TARGETS = {"README.md": "README.md.j2", "docs/results.md": "docs/results.md.j2",
-           "docs/service.md": "docs/service.md.j2"}
+           "docs/service.md": "docs/service.md.j2", "docs/usage.md": "docs/usage.md.j2"}
 
 
 def environment() -> jinja2.Environment:
