@@ -36,8 +36,8 @@ nbtest: setup
 # `make reproduce` recomputes every run of the studies (a reproduction; a killed one resumes where
 # it stopped when started again); `make notebooks` re-executes them reading back the runs the
 # store in $(SENTENCE_MTL_CACHE:-.cache)/runs already holds. Both time themselves into
-# results/reproduce_timing.json, which the README's run-time table is generated from.
-reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standard profile, in place), update README, build report.pdf
+# results/reproduce_timing.json, which docs/results.md's run-time table is generated from.
+reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standard profile, in place), render README, docs/ and report.pdf
 	@set -e; \
 	$(PY) tools/reproduce.py --store recompute; \
 	echo "==> [$$(date +%H:%M:%S)] claims, README, docs/ and report.pdf"; \

@@ -9,7 +9,7 @@ after a kill resumes it. ``--store reuse`` (``make notebooks``): runs the store 
 
 Appends one entry to ``results/reproduce_timing.json``: ``cache`` ("cold" when the cache folder was
 empty at the start, else "warm"), ``store``, ``total_seconds``, seconds per notebook, the machine's
-core count and the date. The README's run-time table is generated from that file.
+core count and the date. The run-time table of docs/results.md is generated from that file.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     total = round(time.perf_counter() - start, 1)
     if args.store == "recompute":
         marker.unlink(missing_ok=True)
-    if list(args.notebooks) == list(NOTEBOOKS):  # only whole runs are timed in the README
+    if list(args.notebooks) == list(NOTEBOOKS):  # only whole runs are timed in docs/results.md
         runs = json.loads(TIMING.read_text()) if TIMING.is_file() else []
         runs.append({"cache": "cold" if cold else "warm", "store": args.store, "resumed": resumed,
                      "total_seconds": total, "notebook_seconds": seconds, "cores": os.cpu_count(),
