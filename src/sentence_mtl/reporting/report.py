@@ -116,7 +116,7 @@ def figures(figures_dir: Path, root: Path) -> dict[str, list[dict]]:
             width, height = png_size(path)
             found[prefix].append({
                 "path": "/" + path.resolve().relative_to(root).as_posix(), "name": path.stem,
-                "width": 100 if width >= 2 * height else 65,
+                "width": 100 if width >= 2 * height or height >= width else 65,  # multi-panel: whole width
                 "caption": FIGURE_CAPTIONS.get(path.stem, path.stem[3:].replace("_", " ").capitalize() + ".")})
     return found
 
