@@ -118,3 +118,15 @@ def test_the_report_summary_names_existing_claims(claims):
 
     named = summary_claims()
     assert named and not set(named) - set(claims), f"report.typ names missing claims: {set(named) - set(claims)}"
+
+
+def test_headline_records_come_from_results_and_the_run_store(tmp_path):
+    import json
+
+    from sentence_mtl.reporting.claims_tasks import headline_records
+
+    run = {"headline": True, "task": "topic", "strategy": "lp_ft", "n_per_class": 8, "seed": 0, "value": 0.9}
+    (tmp_path / "headline.json").write_text(json.dumps([run, {**run, "headline": False, "seed": 1}]))
+    (tmp_path / "store" / "headline").mkdir(parents=True)
+    (tmp_path / "store" / "headline" / "k.json").write_text(json.dumps({"records": [run, {**run, "seed": 2}]}))
+    assert sorted(r["seed"] for r in headline_records(tmp_path)) == [0, 2]

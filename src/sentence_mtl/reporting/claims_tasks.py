@@ -136,11 +136,26 @@ def freezing(results: Path) -> dict:
         out["freeze_head_frozen_change"] = claim(-mean, -high, -low, unit="points", seeds=len(lost),
                                                  source=f"{src}: stage after_sentiment minus after_topic, "
                                                         "sequential_trainable_backbone")
-    rows = analysis.recommendation(load(results, "03_freezing_strategies") or [])
+    rows = analysis.recommendation(headline_records(results))
     out["freeze_recommendation"] = claim(rows, unit="rows", source=f"{src}: analysis.recommendation (headline records)")
     out["freeze_recommendation_decided"] = claim(sum(r["decided"] for r in rows), unit="count",
                                                  source="analysis.recommendation")
     return out
+
+
+def headline_records(results: Path) -> list[dict]:
+    """Records marked ``headline`` in any results file or in the run store (``results/store/``):
+    the runs Task 3's recommendation is decided on, read without executing a notebook."""
+    import json
+
+    found = []
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        found += [r for r in data if isinstance(r, dict) and r.get("headline")] if isinstance(data, list) else []
+    for path in sorted((results / "store").glob("*/*.json")):
+        found += [r for r in json.loads(path.read_text()).get("records", []) if r.get("headline")]
+    unique = {(r["task"], r["strategy"], r["n_per_class"], r["seed"]): r for r in found}  # a run once
+    return list(unique.values())
 
 
 def _values(records, strategy, task, k, key):
