@@ -130,3 +130,15 @@ def test_headline_records_come_from_results_and_the_run_store(tmp_path):
     (tmp_path / "store" / "headline").mkdir(parents=True)
     (tmp_path / "store" / "headline" / "k.json").write_text(json.dumps({"records": [run, {**run, "seed": 2}]}))
     assert sorted(r["seed"] for r in headline_records(tmp_path)) == [0, 2]
+
+
+def test_a_decided_recommendation_renders_in_readme_and_notebook(claims):
+    row = {"task": "topic", "k": 8, "decided": True, "best_on_validation": "full_finetune", "chosen": "frozen_backbone",
+           "value": 0.8765, "low": 0.86, "high": 0.89, "train_seconds": 0.41, "best_train_seconds": 30.0, "seeds": 10,
+           "n_test": 7600, "difference": {"mean": -0.004, "low": -0.01, "high": 0.002, "verdict": "tie"}}
+    decided = {**claims, "freeze_recommendation": {**claims["freeze_recommendation"], "value": [row]},
+               "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 1}}
+    out = render(decided)
+    assert "| topic | 8 | frozen backbone, linear head | 87.6% | 0.4 s | full fine-tuning |" in out["README.md"]
+    assert "An undecided cell" not in out["README.md"]
+    assert "| topic | 8 | frozen backbone, linear head | full fine-tuning |" in out["notebooks/src/03_freezing_strategies.py"].replace("# ", "")
