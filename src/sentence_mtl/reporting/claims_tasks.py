@@ -178,6 +178,12 @@ def training_loop(results: Path) -> dict:
     out = {"loop_chosen": claim(chosen, unit="name", source=f"{src}: highest mean validation_metric")}
     k = {t: next(r["n_per_class"] for r in records if r["strategy"] == chosen and r["task"] == t) for t in CLASSIFICATION}
     base = "proportional+equal"
+    out["loop_chosen_validation"] = claim(sum(val[chosen]) / len(val[chosen]), unit="score",
+                                          source=f"{src}: mean validation_metric of {chosen}")
+    rows = [{"config": s, **{t: difference(_across(records, s, base, t), f"{src}: {s} minus {base}, {t}",
+                                           items=_n(records, t)) for t in CLASSIFICATION}}
+            for s in configs if s != base]
+    out["loop_difference_rows"] = claim(rows, unit="rows", source=f"{src}: each configuration minus {base}")
     diffs = [_across(records, s, base, t) for s in configs if s != base for t in CLASSIFICATION]
     out["loop_differences"] = claim(len(diffs), unit="count", source=f"{src}: each configuration minus {base}")
     out["loop_ties"] = claim(sum(d["verdict"] == "tie" for d in diffs if d), unit="count", source=src)
