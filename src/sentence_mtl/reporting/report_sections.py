@@ -232,10 +232,12 @@ def task3(records: list[dict] | None) -> dict | None:
             labelled_only = next((pair for pair in ranked
                                   if not (pair[1] in STRATEGIES and STRATEGIES[pair[1]].reads_unlabeled)), None)
             seconds = [r["train_seconds"] for r in records if matches(r, best["source"]["where"])]
-            ties = [other for _, other in ranked[1:]
-                    if (d := paired(records, name, other, task, k)) and d["verdict"] == "tie"]
+            ties = [other for c, other in ranked[1:] if abs(c["mean"] - best["mean"]) >= 1e-12
+                    and (d := paired(records, name, other, task, k)) and d["verdict"] == "tie"]
+            level = [other for c, other in ranked if abs(c["mean"] - best["mean"]) < 1e-12]  # an exact tie in mean
             recommendations.append({
-                "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": name, "cell": best,
+                "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": " = ".join(sorted(level)),
+                "cell": best,
                 "n_test": count(best["n_test"]), "train_seconds": f"{_mean(seconds):.0f}",
                 "ties": ", ".join(ties) if len(ties) <= 3 else f"{len(ties)} strategies", "candidates": len(ranked),
                 "labelled_only": "–" if labelled_only is None or labelled_only[1] == name
