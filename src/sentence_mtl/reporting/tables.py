@@ -177,6 +177,7 @@ def runtime(runs: list[dict]) -> dict:
 
 def soak(s: dict) -> dict:
     return {"soak": markdown(["measured", "value", "target"], [
+        ["models served; header and body timeouts", f"{s['models']}; {s['server_limits']['header_timeout']} s", "–"],
         [f"failed ordinary requests ({s['clients']} clients × {s['requests_per_client']})",
          f"{s['failed_ordinary_requests']} of {s['ordinary_requests']}", "0"],
         ["server tracebacks", s["server_tracebacks"], "0"],
