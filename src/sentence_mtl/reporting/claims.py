@@ -31,7 +31,15 @@ def build(results: Path = RESULTS) -> dict:
 
 
 def write(results: Path = RESULTS, path: Path = CLAIMS_JSON) -> dict:
+    """``results/claims.json``; a claim that is not a finite number stops it, named (the report
+    and the templates could not print it)."""
+    import math
+
     claims = build(results)
+    bad = [name for name, c in claims.items() for key in ("value", "low", "high")
+           if isinstance(c.get(key), float) and not math.isfinite(c[key])]
+    if bad:
+        raise ValueError(f"claims without a finite value: {sorted(set(bad))}; check the records they come from")
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(claims, indent=1, sort_keys=True) + "\n")
     return claims
