@@ -45,14 +45,22 @@ def test_templates_type_no_number_outside_a_slot(path):
 
 
 def test_prose_check_catches_a_typed_number():
-    assert NUMBER.findall(prose("scores 91.8% ({{ c.x | ci }}) on `make train`, 23 seeds, notebook 03")) == \
-        ["91.8%", "23", "03"]
+    assert NUMBER.findall(prose("scores 91.8% ({{ c.x | ci }}) on `make train`, 23 seeds, notebook 03")) == [
+        "91.8%",
+        "23",
+        "03",
+    ]
 
 
 def _claims_named(ast) -> set[str]:
-    named = {n.attr for n in ast.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "c"}
-    named |= {n.arg.value for n in ast.find_all(nodes.Getitem)
-              if isinstance(n.node, nodes.Name) and n.node.name == "c" and isinstance(n.arg, nodes.Const)}
+    named = {
+        n.attr for n in ast.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "c"
+    }
+    named |= {
+        n.arg.value
+        for n in ast.find_all(nodes.Getitem)
+        if isinstance(n.node, nodes.Name) and n.node.name == "c" and isinstance(n.arg, nodes.Const)
+    }
     return named
 
 
@@ -72,8 +80,12 @@ def test_a_missing_claim_fails_the_render():
 def test_filters_refuse_a_claim_of_another_unit():
     diff = {"value": 0.036, "low": 0.026, "high": 0.047, "unit": "points", "source": "t"}
     rate = {"value": 0.918, "low": 0.912, "high": 0.924, "unit": "percent", "source": "t"}
-    assert (pts(diff), ci(diff), pct(rate), ci(rate)) == ("+3.6 points", "95% CI +2.6 to +4.7", "91.8%",
-                                                          "95% CI 91.2–92.4")
+    assert (pts(diff), ci(diff), pct(rate), ci(rate)) == (
+        "+3.6 points",
+        "95% CI +2.6 to +4.7",
+        "91.8%",
+        "95% CI 91.2–92.4",
+    )
     with pytest.raises(SlotError):
         pct(diff)
 
@@ -92,8 +104,10 @@ def test_claims_json_is_current(claims):
 
 def test_readme_answers_stay_short(claims):
     readme = render(claims)["README.md"]
-    answers = readme[readme.index("<!-- answers:start -->"):readme.index("<!-- answers:end -->")]
-    assert len(answers.split()) <= 650, f"the README's answers run to {len(answers.split())} words (at most 650)"
+    answers = readme[readme.index("<!-- answers:start -->") : readme.index("<!-- answers:end -->")]
+    assert (
+        len(answers.split()) <= 650
+    ), f"the README's answers run to {len(answers.split())} words (at most 650)"
     assert len(readme.split()) <= 2500
     assert set(TARGETS) == {"README.md", "docs/results.md", "docs/service.md", "docs/usage.md"}
 
@@ -105,11 +119,22 @@ def test_conclusion_cells_are_replaced_in_twin_and_notebook():
 
     twin = "x = 1\n\n# %% [markdown]\n# <!-- conclusion:start -->\n# old\n# <!-- conclusion:end -->\n\n# %%\ny = 2\n"
     new = conclusion_in_twin(twin, "**New.**\n\n- a")
-    assert "# **New.**\n#\n# - a\n# <!-- conclusion:end -->" in new and "old" not in new and new.endswith("y = 2\n")
-    cells = [{"cell_type": "markdown", "source": ["<!-- conclusion:start -->\n", "old\n", "<!-- conclusion:end -->"]},
-             {"cell_type": "code", "source": ["y = 2"], "outputs": [{"text": "2"}]}]
+    assert (
+        "# **New.**\n#\n# - a\n# <!-- conclusion:end -->" in new
+        and "old" not in new
+        and new.endswith("y = 2\n")
+    )
+    cells = [
+        {
+            "cell_type": "markdown",
+            "source": ["<!-- conclusion:start -->\n", "old\n", "<!-- conclusion:end -->"],
+        },
+        {"cell_type": "code", "source": ["y = 2"], "outputs": [{"text": "2"}]},
+    ]
     notebook = json.loads(conclusion_in_notebook(json.dumps({"cells": cells}), "New."))
-    assert "".join(notebook["cells"][0]["source"]) == "<!-- conclusion:start -->\nNew.\n<!-- conclusion:end -->"
+    assert (
+        "".join(notebook["cells"][0]["source"]) == "<!-- conclusion:start -->\nNew.\n<!-- conclusion:end -->"
+    )
     assert notebook["cells"][1] == cells[1]
 
 
@@ -117,29 +142,50 @@ def test_the_report_summary_names_existing_claims(claims):
     from sentence_mtl.reporting.report import summary_claims
 
     named = summary_claims()
-    assert named and not set(named) - set(claims), f"report.typ names missing claims: {set(named) - set(claims)}"
+    assert named and not set(named) - set(
+        claims
+    ), f"report.typ names missing claims: {set(named) - set(claims)}"
 
 
 def test_headline_records_come_from_results_and_the_run_store(tmp_path):
     import json
 
-    from sentence_mtl.reporting.claims_tasks import headline_records
+    from sentence_mtl.reporting.claims_studies import headline_records
 
     run = {"headline": True, "task": "topic", "strategy": "lp_ft", "n_per_class": 8, "seed": 0, "value": 0.9}
     (tmp_path / "headline.json").write_text(json.dumps([run, {**run, "headline": False, "seed": 1}]))
     (tmp_path / "store" / "headline").mkdir(parents=True)
-    (tmp_path / "store" / "headline" / "k.json").write_text(json.dumps({"records": [run, {**run, "seed": 2}]}))
+    (tmp_path / "store" / "headline" / "k.json").write_text(
+        json.dumps({"records": [run, {**run, "seed": 2}]})
+    )
     assert sorted(r["seed"] for r in headline_records(tmp_path)) == [0, 2]
 
 
 def test_a_decided_recommendation_renders_in_readme_and_notebook(claims):
-    row = {"task": "topic", "k": 8, "decided": True, "best_on_validation": "full_finetune", "chosen": "frozen_backbone",
-           "value": 0.8765, "low": 0.86, "high": 0.89, "train_seconds": 0.41, "best_train_seconds": 30.0, "seeds": 10,
-           "n_test": 7600, "difference": {"mean": -0.004, "low": -0.01, "high": 0.002, "verdict": "tie"}}
-    decided = {**claims, "freeze_recommendation": {**claims["freeze_recommendation"], "value": [row]},
-               "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 1}}
+    row = {
+        "task": "topic",
+        "k": 8,
+        "decided": True,
+        "best_on_validation": "full_finetune",
+        "chosen": "frozen_backbone",
+        "value": 0.8765,
+        "low": 0.86,
+        "high": 0.89,
+        "train_seconds": 0.41,
+        "best_train_seconds": 30.0,
+        "seeds": 10,
+        "n_test": 7600,
+        "difference": {"mean": -0.004, "low": -0.01, "high": 0.002, "verdict": "tie"},
+    }
+    decided = {
+        **claims,
+        "freeze_recommendation": {**claims["freeze_recommendation"], "value": [row]},
+        "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 1},
+    }
     out = render(decided)
-    assert "| topic | 8 | frozen backbone, linear head | 87.6% | 0.4 s | full fine-tuning |" in out["README.md"]
+    assert (
+        "| topic | 8 | frozen backbone, linear head | 87.6% | 0.4 s | full fine-tuning |" in out["README.md"]
+    )
     assert "An undecided cell" not in out["README.md"]
     twin = out["notebooks/src/03_freezing_strategies.py"].replace("# ", "")
     assert "| topic | 8 | frozen backbone, linear head | full fine-tuning |" in twin

@@ -24,8 +24,11 @@ PRESENTATION = ("sentence_mtl.reporting",)  # re-drawn from records, never part 
 def code_cells(notebook: Path) -> list[str]:
     """The source of each code cell of an ``.ipynb``."""
     cells = json.loads(notebook.read_text())["cells"]
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-            for c in cells if c["cell_type"] == "code"]
+    return [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in cells
+        if c["cell_type"] == "code"
+    ]
 
 
 def _imports(source: str, package: str) -> set[str]:

@@ -15,8 +15,9 @@ from ..references import PUBLISHED
 UNITS = ("percent", "score", "points", "ratio", "count", "minutes", "seconds", "number", "name", "rows")
 
 
-def claim(value, low=None, high=None, *, unit: str, source: str, seeds=None, items=None, reference=None,
-          **extra) -> dict:
+def claim(
+    value, low=None, high=None, *, unit: str, source: str, seeds=None, items=None, reference=None, **extra
+) -> dict:
     """One named number. A ``points`` claim with an interval gets its verdict against zero, any
     other against ``reference`` when one is given (a published number, BM25's fixed score)."""
     if unit not in UNITS:
@@ -37,7 +38,9 @@ def difference(d: dict | None, source: str, items=None) -> dict | None:
     """A paired difference from ``analysis.paired`` (or any mean/low/high dict) as a points claim."""
     if d is None:
         return None
-    return claim(d["mean"], d["low"], d["high"], unit="points", source=source, seeds=d.get("seeds"), items=items)
+    return claim(
+        d["mean"], d["low"], d["high"], unit="points", source=source, seeds=d.get("seeds"), items=items
+    )
 
 
 def load(results: Path, stem: str):
@@ -46,8 +49,14 @@ def load(results: Path, stem: str):
 
 
 def _values(records, strategy, task, k=None, key="value"):
-    return [r[key] for r in records if r["strategy"] == strategy and r["task"] == task
-            and r.get("n_per_class") == k and not r.get("stage")]
+    return [
+        r[key]
+        for r in records
+        if r["strategy"] == strategy
+        and r["task"] == task
+        and r.get("n_per_class") == k
+        and not r.get("stage")
+    ]
 
 
 def mean_claim(records, strategy, task, k=None, *, source, unit="percent", key="value", items_key="n_test"):
@@ -55,8 +64,14 @@ def mean_claim(records, strategy, task, k=None, *, source, unit="percent", key="
     values = _values(records, strategy, task, k, key)
     if not values:
         return None
-    n = next(r.get(items_key) for r in records if r["strategy"] == strategy and r["task"] == task
-             and r.get("n_per_class") == k and not r.get("stage"))
+    n = next(
+        r.get(items_key)
+        for r in records
+        if r["strategy"] == strategy
+        and r["task"] == task
+        and r.get("n_per_class") == k
+        and not r.get("stage")
+    )
     mean, low, high = interval(values, n)
     where = f"{source}: strategy={strategy}, task={task}, n_per_class={k}"
     return claim(mean, low, high, unit=unit, source=where, seeds=len(values), items=n)
@@ -71,5 +86,4 @@ def spearman_interval(rho: float, n: int) -> tuple[float, float, float]:
 
 def published(key: str, unit: str = "score") -> dict:
     value, source = PUBLISHED[key]
-    return claim(value, unit=unit, source=f"references.PUBLISHED[{key!r}]",
-                 cite=source)
+    return claim(value, unit=unit, source=f"references.PUBLISHED[{key!r}]", cite=source)

@@ -14,18 +14,26 @@ from pathlib import Path
 
 from ..config import REPO_ROOT
 from ..io import atomic_path
-from . import claims_tasks
+from . import claims_studies, claims_tasks
 from .claim import claim, spearman_interval  # noqa: F401  (the primitives, for callers of this module)
 
 RESULTS = REPO_ROOT / "results"
 CLAIMS_JSON = RESULTS / "claims.json"
+__all__ = ["CLAIMS_JSON", "RESULTS", "build", "claim", "spearman_interval", "write"]
 
 
 def build(results: Path = RESULTS) -> dict:
     """Every claim, by name; a claim whose records are missing is absent (a template naming it fails)."""
     named: dict = {}
-    for part in (claims_tasks.embeddings, claims_tasks.heads, claims_tasks.freezing, claims_tasks.training_loop,
-                 claims_tasks.retrieval, claims_tasks.operations, claims_tasks.details):
+    for part in (
+        claims_tasks.embeddings,
+        claims_tasks.heads,
+        claims_studies.freezing,
+        claims_studies.training_loop,
+        claims_tasks.retrieval,
+        claims_tasks.operations,
+        claims_tasks.details,
+    ):
         named.update(part(results))
     return {name: c for name, c in sorted(named.items()) if c is not None}
 
@@ -36,10 +44,16 @@ def write(results: Path = RESULTS, path: Path = CLAIMS_JSON) -> dict:
     import math
 
     claims = build(results)
-    bad = [name for name, c in claims.items() for key in ("value", "low", "high")
-           if isinstance(c.get(key), float) and not math.isfinite(c[key])]
+    bad = [
+        name
+        for name, c in claims.items()
+        for key in ("value", "low", "high")
+        if isinstance(c.get(key), float) and not math.isfinite(c[key])
+    ]
     if bad:
-        raise ValueError(f"claims without a finite value: {sorted(set(bad))}; check the records they come from")
+        raise ValueError(
+            f"claims without a finite value: {sorted(set(bad))}; check the records they come from"
+        )
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(claims, indent=1, sort_keys=True) + "\n")
     return claims

@@ -1,4 +1,5 @@
-"""The claims of each question, one function per results file family (see ``claims``)."""
+"""The claims of embeddings, heads, retrieval and operations (see ``claims``; the two studies:
+``claims_studies``)."""
 
 from __future__ import annotations
 
@@ -18,28 +19,38 @@ def embeddings(results: Path) -> dict:
     by = {(r["task"], r["strategy"]): r for r in records if r["task"] in ("sts", "parity", "throughput")}
     out: dict = {}
     if parity := by.get(("parity", "ours_vs_sentence_transformers")):
-        out["emb_parity_max_diff"] = claim(parity["value"], unit="number", source=f"{src}: task=parity",
-                                           items=parity["n_test"])
+        out["emb_parity_max_diff"] = claim(
+            parity["value"], unit="number", source=f"{src}: task=parity", items=parity["n_test"]
+        )
     for pooling in ("mean", "max", "cls"):
         if r := by.get(("sts", f"{pooling}_pooling")):
-            out[f"emb_sts_{pooling}"] = claim(*spearman_interval(r["value"], r["n_test"]), unit="score",
-                                              source=f"{src}: task=sts, strategy={pooling}_pooling", items=r["n_test"])
+            out[f"emb_sts_{pooling}"] = claim(
+                *spearman_interval(r["value"], r["n_test"]),
+                unit="score",
+                source=f"{src}: task=sts, strategy={pooling}_pooling",
+                items=r["n_test"],
+            )
     if r := by.get(("sts", "random_init_mean")):
-        out["emb_sts_random_init"] = claim(r["value"], unit="score", source=f"{src}: strategy=random_init_mean")
+        out["emb_sts_random_init"] = claim(
+            r["value"], unit="score", source=f"{src}: strategy=random_init_mean"
+        )
     out["emb_sts_published"] = published("stsb_minilm_spearman")
     for task in CLASSIFICATION:
         for k, tag in ((8, "8"), (None, "all")):
             out[f"emb_probe_{task}_{tag}"] = mean_claim(records, "frozen_minilm_logreg", task, k, source=src)
             out[f"emb_probe_{task}_{tag}_vs_tfidf"] = difference(
                 paired(records, "frozen_minilm_logreg", "tfidf_logreg", task, k),
-                f"{src}: frozen_minilm_logreg minus tfidf_logreg, {task}, n_per_class={k}, paired by seed")
+                f"{src}: frozen_minilm_logreg minus tfidf_logreg, {task}, n_per_class={k}, paired by seed",
+            )
     onnx = load(results, "int8_onnx")
     if onnx:
         best = onnx["contenders"]["onnx_int8_per_channel"]
         osrc = "results/int8_onnx.json: contenders.onnx_int8_per_channel"
         out["emb_int8_ratio"] = claim(best["ratio_vs_ours_fp32"], unit="ratio", source=osrc)
         out["emb_int8_spearman"] = claim(best["spearman"], unit="score", source=osrc)
-        out["emb_int8_target"] = claim(onnx["target_ratio"], unit="ratio", source="results/int8_onnx.json: target_ratio")
+        out["emb_int8_target"] = claim(
+            onnx["target_ratio"], unit="ratio", source="results/int8_onnx.json: target_ratio"
+        )
     return out
 
 
@@ -48,19 +59,27 @@ def heads(results: Path) -> dict:
     floors = analysis.majority_floors(load(results, "03_freezing_strategies") or [])
     for r in load(results, "train_multitask") or []:
         src = f"results/train_multitask.json: task={r['task']}"
-        out[f"heads_{r['task']}"] = claim(*interval([r["value"]], r["n_test"]), unit="percent", source=src,
-                                          items=r["n_test"], seeds=1)
-        out[f"heads_train_minutes"] = claim(r["train_seconds"] / 60, unit="minutes", source=src)
+        out[f"heads_{r['task']}"] = claim(
+            *interval([r["value"]], r["n_test"]), unit="percent", source=src, items=r["n_test"], seeds=1
+        )
+        out["heads_train_minutes"] = claim(r["train_seconds"] / 60, unit="minutes", source=src)
         if r["task"] in floors:
-            out[f"heads_{r['task']}_majority"] = claim(floors[r["task"]], unit="percent",
-                                                       source="results/03_freezing_strategies.json: majority_class")
+            out[f"heads_{r['task']}_majority"] = claim(
+                floors[r["task"]],
+                unit="percent",
+                source="results/03_freezing_strategies.json: majority_class",
+            )
     out["heads_topic_published"] = published("ag_news_full_distilbert", "percent")
     out["heads_sentiment_published"] = published("tweeteval_roberta_base", "percent")
     for report in load(results, "train_predictions") or []:
         c = report["confusions"][0]
         out[f"heads_{report['task']}_confusion"] = claim(
-            c["share_of_gold"], unit="percent", gold=c["gold"], predicted=c["predicted"],
-            source=f"results/train_predictions.json: task={report['task']}, confusions[0]")
+            c["share_of_gold"],
+            unit="percent",
+            gold=c["gold"],
+            predicted=c["predicted"],
+            source=f"results/train_predictions.json: task={report['task']}, confusions[0]",
+        )
     robust = load(results, "robustness")
     if robust:
         names = list(robust["compared"])
@@ -68,140 +87,40 @@ def heads(results: Path) -> dict:
         for s, tag in (("uci_sentences", "reviews"), ("airline_sentiment", "airline")):
             m = robust["sets"][s]["models"][tuned]
             src = f"results/robustness.json: sets.{s}"
-            out[f"heads_ood_{tag}"] = claim(m["value"], m["low"], m["high"], unit="percent", source=src,
-                                            items=robust["sets"][s]["n"])
-            out[f"heads_ood_{tag}_vs_frozen"] = difference(difference_in(robust, s, tuned, frozen), src + " (paired bootstrap)")
-        out["heads_wise_alpha"] = claim(robust["chosen_alpha"], unit="number", source="results/robustness.json")
+            out[f"heads_ood_{tag}"] = claim(
+                m["value"], m["low"], m["high"], unit="percent", source=src, items=robust["sets"][s]["n"]
+            )
+            out[f"heads_ood_{tag}_vs_frozen"] = difference(
+                difference_in(robust, s, tuned, frozen), src + " (paired bootstrap)"
+            )
+        out["heads_wise_alpha"] = claim(
+            robust["chosen_alpha"], unit="number", source="results/robustness.json"
+        )
     joint = {(r["task"], r["strategy"]): r for r in load(results, "02_multitask_heads") or []}
-    if (airline := joint.get(("airline", "joint_heads_frozen_encoder"))) and \
-            (floor := joint.get(("airline", "majority_class"))):
+    if (airline := joint.get(("airline", "joint_heads_frozen_encoder"))) and (
+        floor := joint.get(("airline", "majority_class"))
+    ):
         src = "results/02_multitask_heads.json: task=airline"
-        out["heads_airline_head"] = claim(*interval([airline["value"]], airline["n_test"]), unit="percent",
-                                          source=src, items=airline["n_test"])
+        out["heads_airline_head"] = claim(
+            *interval([airline["value"]], airline["n_test"]),
+            unit="percent",
+            source=src,
+            items=airline["n_test"],
+        )
         out["heads_airline_majority"] = claim(floor["value"], unit="percent", source=src)
         out["heads_airline_majority_label"] = claim(floor.get("majority_label", "?"), unit="name", source=src)
-    if (joint_sentiment := joint.get(("sentiment", "joint_heads_frozen_encoder"))) and \
-            (floor := joint.get(("sentiment", "majority_class"))):
+    if (joint_sentiment := joint.get(("sentiment", "joint_heads_frozen_encoder"))) and (
+        floor := joint.get(("sentiment", "majority_class"))
+    ):
         src = "results/02_multitask_heads.json: task=sentiment"
-        out["heads_joint_sentiment"] = claim(*interval([joint_sentiment["value"]], joint_sentiment["n_test"]),
-                                             unit="percent", source=src, items=joint_sentiment["n_test"])
+        out["heads_joint_sentiment"] = claim(
+            *interval([joint_sentiment["value"]], joint_sentiment["n_test"]),
+            unit="percent",
+            source=src,
+            items=joint_sentiment["n_test"],
+        )
         out["heads_joint_sentiment_majority"] = claim(floor["value"], unit="percent", source=src)
     return out
-
-
-FREEZE_SIZES = (8, 64, 512)
-FREEZE_STRATEGIES = ("label_prior", "frozen_backbone", "self_training", "top2_unfrozen", "full_finetune", "lp_ft",
-                     "setfit", "anchored_contrastive")
-
-
-def freezing(results: Path) -> dict:
-    records = [r for r in load(results, "03_freezing_strategies") or [] if r["task"] in CLASSIFICATION]
-    src = "results/03_freezing_strategies.json"
-    out: dict = {}
-    if not records:
-        return out
-    flat = [r for r in records if not r.get("stage")]
-    for task in CLASSIFICATION:
-        for k in FREEZE_SIZES:
-            for s in FREEZE_STRATEGIES:
-                out[f"freeze_{s}_{task}_{k}"] = mean_claim(flat, s, task, k, source=src)
-                if s != "frozen_backbone":
-                    out[f"freeze_{s}_vs_frozen_{task}_{k}"] = difference(
-                        paired(flat, s, "frozen_backbone", task, k),
-                        f"{src}: {s} minus frozen_backbone, {task}, {k}/class, paired by seed", items=_n(flat, task))
-                seconds = analysis._median(_values(flat, s, task, k, "train_seconds") or [float("nan")])
-                if seconds == seconds:
-                    out[f"freeze_{s}_seconds_{task}_{k}"] = claim(seconds, unit="seconds",
-                                                                  source=f"{src}: median train_seconds")
-            out[f"freeze_self_training_full_{task}_{k}"] = mean_claim(
-                flat, "self_training", task, k, source=src + " (full_test_value)", key="full_test_value",
-                items_key="n_full_test")
-            out[f"freeze_label_prior_vs_full_finetune_{task}_{k}"] = difference(
-                paired(flat, "label_prior", "full_finetune", task, k),
-                f"{src}: label_prior minus full_finetune, {task}, {k}/class", items=_n(flat, task))
-            out[f"freeze_lp_ft_vs_full_finetune_{task}_{k}"] = difference(
-                paired(flat, "lp_ft", "full_finetune", task, k), f"{src}: lp_ft minus full_finetune, {task}, {k}/class")
-    for tag, k in zip(("small", "mid", "large"), FREEZE_SIZES):
-        out[f"freeze_k_{tag}"] = claim(k, unit="count", source="claims_tasks.FREEZE_SIZES (the study's grid)")
-    trained = [r for r in flat if r["strategy"] not in ("zero_shot", "majority_class")]
-    seeds = analysis.summarize(trained, by=("task", "strategy", "n_per_class"))["seeds"]
-    out["freeze_seeds_min"] = claim(int(seeds.min()), unit="count", source=src)
-    out["freeze_seeds_max"] = claim(int(seeds.max()), unit="count", source=src)
-    for task in CLASSIFICATION:
-        out[f"freeze_items_{task}"] = claim(_n(flat, task), unit="count", source=f"{src}: n_test")
-    lost = analysis.forgetting(records)
-    lost = lost[lost.strategy == "sequential_trainable_backbone"]["forgetting"].tolist()
-    if lost:
-        mean, low, high = interval(lost)
-        out["freeze_head_frozen_change"] = claim(-mean, -high, -low, unit="points", seeds=len(lost),
-                                                 source=f"{src}: stage after_sentiment minus after_topic, "
-                                                        "sequential_trainable_backbone")
-    rows = analysis.recommendation(headline_records(results))
-    out["freeze_recommendation"] = claim(rows, unit="rows", source=f"{src}: analysis.recommendation (headline records)")
-    out["freeze_recommendation_decided"] = claim(sum(r["decided"] for r in rows), unit="count",
-                                                 source="analysis.recommendation")
-    return out
-
-
-def headline_records(results: Path) -> list[dict]:
-    """Records marked ``headline`` in any results file or in the run store (``results/store/``):
-    the runs Task 3's recommendation is decided on, read without executing a notebook."""
-    import json
-
-    found = []
-    for path in sorted(results.glob("*.json")):
-        data = json.loads(path.read_text())
-        found += [r for r in data if isinstance(r, dict) and r.get("headline")] if isinstance(data, list) else []
-    for path in sorted((results / "store").glob("*/*.json")):
-        found += [r for r in json.loads(path.read_text()).get("records", []) if r.get("headline")]
-    unique = {(r["task"], r["strategy"], r["n_per_class"], r["seed"]): r for r in found}  # a run once
-    return list(unique.values())
-
-
-def _values(records, strategy, task, k, key):
-    return [r[key] for r in records if r["strategy"] == strategy and r["task"] == task and r["n_per_class"] == k
-            and r.get(key) is not None]
-
-
-def _n(records, task):
-    return next(r["n_test"] for r in records if r["task"] == task and r.get("n_test"))
-
-
-def training_loop(results: Path) -> dict:
-    records = [r for r in load(results, "04_training_loop") or [] if r["task"] in CLASSIFICATION]
-    src = "results/04_training_loop.json"
-    if not records:
-        return {}
-    configs = [s for s in dict.fromkeys(r["strategy"] for r in records) if not s.startswith("single_task")]
-    val = {s: [r["validation_metric"] for r in records if r["strategy"] == s] for s in configs}
-    chosen = max(configs, key=lambda s: sum(val[s]) / len(val[s]))
-    out = {"loop_chosen": claim(chosen, unit="name", source=f"{src}: highest mean validation_metric")}
-    k = {t: next(r["n_per_class"] for r in records if r["strategy"] == chosen and r["task"] == t) for t in CLASSIFICATION}
-    base = "proportional+equal"
-    out["loop_chosen_validation"] = claim(sum(val[chosen]) / len(val[chosen]), unit="score",
-                                          source=f"{src}: mean validation_metric of {chosen}")
-    rows = [{"config": s, **{t: difference(_across(records, s, base, t), f"{src}: {s} minus {base}, {t}",
-                                           items=_n(records, t)) for t in CLASSIFICATION}}
-            for s in configs if s != base]
-    out["loop_difference_rows"] = claim(rows, unit="rows", source=f"{src}: each configuration minus {base}")
-    diffs = [_across(records, s, base, t) for s in configs if s != base for t in CLASSIFICATION]
-    out["loop_differences"] = claim(len(diffs), unit="count", source=f"{src}: each configuration minus {base}")
-    out["loop_ties"] = claim(sum(d["verdict"] == "tie" for d in diffs if d), unit="count", source=src)
-    for t in CLASSIFICATION:
-        out[f"loop_chosen_{t}"] = mean_claim(records, chosen, t, k[t], source=src)
-        for name, config in (("chosen", chosen), ("base", base)):
-            out[f"loop_{name}_vs_single_{t}"] = difference(
-                _across(records, config, f"single_task_{t}", t),
-                f"{src}: {config} minus single_task_{t}, paired by seed", items=_n(records, t))
-    out["loop_base"] = claim(base, unit="name", source=src)
-    return out
-
-
-def _across(records, a, b, task):
-    """Paired by seed between two configurations that may record different ``n_per_class``."""
-    k = next((r["n_per_class"] for r in records if r["strategy"] == a and r["task"] == task), None)
-    aligned = [dict(r, n_per_class=k) if r["strategy"] == b else r for r in records if r["task"] == task]
-    return paired(aligned, a, b, task, k)
 
 
 def retrieval(results: Path) -> dict:
@@ -211,31 +130,58 @@ def retrieval(results: Path) -> dict:
         return {}
     pick = summary["recipes"][summary["chosen"]]
     bm25 = summary["bm25"]
-    out = {"ret_queries": claim(summary["n_queries"], unit="count", source=src),
-           "ret_bm25": claim(bm25, unit="score", source=f"{src}: strategy=bm25"),
-           "ret_pretrained": claim(summary["pretrained"], unit="score", source=f"{src}: strategy=pretrained"),
-           "ret_chosen": claim(summary["chosen"], unit="name", source=f"{src}: recipe with the best val_ndcg10"),
-           "ret_recipes": claim(len(summary["recipes"]), unit="count", source=src),
-           "ret_bm25_published": published("scifact_bm25_ndcg10"),
-           "ret_bm25s_published": published("scifact_bm25s_ndcg10"),
-           "ret_bge_published": published("scifact_bge_small_ndcg10")}
-    out["ret_dense"] = claim(*pick["test"], unit="score", seeds=pick["seeds"], items=summary["n_queries"],
-                             source=f"{src}: strategy={summary['chosen']}", reference=bm25)
+    out = {
+        "ret_queries": claim(summary["n_queries"], unit="count", source=src),
+        "ret_bm25": claim(bm25, unit="score", source=f"{src}: strategy=bm25"),
+        "ret_pretrained": claim(summary["pretrained"], unit="score", source=f"{src}: strategy=pretrained"),
+        "ret_chosen": claim(summary["chosen"], unit="name", source=f"{src}: recipe with the best val_ndcg10"),
+        "ret_recipes": claim(len(summary["recipes"]), unit="count", source=src),
+        "ret_bm25_published": published("scifact_bm25_ndcg10"),
+        "ret_bm25s_published": published("scifact_bm25s_ndcg10"),
+        "ret_bge_published": published("scifact_bge_small_ndcg10"),
+    }
+    out["ret_dense"] = claim(
+        *pick["test"],
+        unit="score",
+        seeds=pick["seeds"],
+        items=summary["n_queries"],
+        source=f"{src}: strategy={summary['chosen']}",
+        reference=bm25,
+    )
     if pick["hybrid_test"]:
-        out["ret_hybrid"] = claim(*pick["hybrid_test"], unit="score", seeds=pick["seeds"], items=summary["n_queries"],
-                                  source=f"{src}: strategy={pick['hybrid']}", reference=out["ret_bge_published"]["value"])
+        out["ret_hybrid"] = claim(
+            *pick["hybrid_test"],
+            unit="score",
+            seeds=pick["seeds"],
+            items=summary["n_queries"],
+            source=f"{src}: strategy={pick['hybrid']}",
+            reference=out["ret_bge_published"]["value"],
+        )
         mean, low, high = pick["hybrid_test"]
-        out["ret_hybrid_vs_bm25"] = claim(mean - bm25, low - bm25, high - bm25, unit="points",
-                                          source=f"{src}: hybrid minus bm25 (queries fixed)")
+        out["ret_hybrid_vs_bm25"] = claim(
+            mean - bm25,
+            low - bm25,
+            high - bm25,
+            unit="points",
+            source=f"{src}: hybrid minus bm25 (queries fixed)",
+        )
     if summary["hybrid_bm25_pretrained"] is not None:
-        out["ret_hybrid_pretrained"] = claim(summary["hybrid_bm25_pretrained"], unit="score",
-                                             source=f"{src}: strategy=hybrid_bm25_pretrained")
+        out["ret_hybrid_pretrained"] = claim(
+            summary["hybrid_bm25_pretrained"], unit="score", source=f"{src}: strategy=hybrid_bm25_pretrained"
+        )
     for s, r in summary["recipes"].items():
         if "minus_first" in r:
-            out["ret_recipe_gain"] = claim(*r["minus_first"], unit="points", seeds=r["seeds"],
-                                           source=f"{src}: {s} minus {summary['first']}, paired by seed")
-            out["ret_recipe_time_ratio"] = claim(r["seconds"] / summary["recipes"][summary["first"]]["seconds"],
-                                                 unit="ratio", source=f"{src}: train_seconds")
+            out["ret_recipe_gain"] = claim(
+                *r["minus_first"],
+                unit="points",
+                seeds=r["seeds"],
+                source=f"{src}: {s} minus {summary['first']}, paired by seed",
+            )
+            out["ret_recipe_time_ratio"] = claim(
+                r["seconds"] / summary["recipes"][summary["first"]]["seconds"],
+                unit="ratio",
+                source=f"{src}: train_seconds",
+            )
     return out
 
 
@@ -248,31 +194,49 @@ def operations(results: Path) -> dict:
     """Run times: what a cold reproduction costs at least, from the committed records."""
     import json
 
-    total = sum(analysis.training_seconds(json.loads(p.read_text())) for p in sorted(results.glob("0[1-5]_*.json")))
-    out = {"ops_cold_minutes_lower_bound": claim(total / 60, unit="minutes",
-                                                 source="results/0[1-5]_*.json: analysis.training_seconds")}
+    total = sum(
+        analysis.training_seconds(json.loads(p.read_text())) for p in sorted(results.glob("0[1-5]_*.json"))
+    )
+    out = {
+        "ops_cold_minutes_lower_bound": claim(
+            total / 60, unit="minutes", source="results/0[1-5]_*.json: analysis.training_seconds"
+        )
+    }
     from .robustness import TEST_TARGETS
 
     out["ops_cold_cap"] = claim(COLD_CAP_MIN, unit="minutes", source="claims_tasks.BUDGETS")
     out["ops_warm_cap"] = claim(WARM_CAP_MIN, unit="minutes", source="claims_tasks.BUDGETS")
-    out["ops_make_train_limit"] = claim(MAKE_TRAIN_LIMIT_MIN, unit="minutes",
-                                        source="claims_tasks.BUDGETS")
+    out["ops_make_train_limit"] = claim(MAKE_TRAIN_LIMIT_MIN, unit="minutes", source="claims_tasks.BUDGETS")
     for task, target in TEST_TARGETS.items():
-        out[f"heads_{task}_target"] = claim(target, unit="percent", source="reporting.robustness.TEST_TARGETS")
-    runs = [r for r in (load(results, "reproduce_timing") or []) if (r["cache"], r["store"]) == ("warm", "reuse")]
+        out[f"heads_{task}_target"] = claim(
+            target, unit="percent", source="reporting.robustness.TEST_TARGETS"
+        )
+    runs = [
+        r for r in (load(results, "reproduce_timing") or []) if (r["cache"], r["store"]) == ("warm", "reuse")
+    ]
     if runs:
-        out["ops_warm_minutes"] = claim(runs[-1]["total_seconds"] / 60, unit="minutes",
-                                        source="results/reproduce_timing.json: latest warm reuse run")
+        out["ops_warm_minutes"] = claim(
+            runs[-1]["total_seconds"] / 60,
+            unit="minutes",
+            source="results/reproduce_timing.json: latest warm reuse run",
+        )
     soak = load(results, "serve_soak")
     if soak:
         out["ops_soak_p95"] = claim(soak["health_p95_s"], unit="seconds", source="results/serve_soak.json")
-        out["ops_soak_p95_target"] = claim(soak["health_p95_target_s"], unit="seconds", source="results/serve_soak.json")
-        out["ops_soak_rss"] = claim(soak["rss_end_over_start"], unit="ratio", source="results/serve_soak.json")
-        out["ops_soak_rss_target"] = claim(soak["rss_target_ratio"], unit="ratio", source="results/serve_soak.json")
+        out["ops_soak_p95_target"] = claim(
+            soak["health_p95_target_s"], unit="seconds", source="results/serve_soak.json"
+        )
+        out["ops_soak_rss"] = claim(
+            soak["rss_end_over_start"], unit="ratio", source="results/serve_soak.json"
+        )
+        out["ops_soak_rss_target"] = claim(
+            soak["rss_target_ratio"], unit="ratio", source="results/serve_soak.json"
+        )
     timing = load(results, "train_timing")
     if timing:
-        out["ops_make_train_minutes"] = claim(timing["make_train_seconds"] / 60, unit="minutes",
-                                              source="results/train_timing.json")
+        out["ops_make_train_minutes"] = claim(
+            timing["make_train_seconds"] / 60, unit="minutes", source="results/train_timing.json"
+        )
     return out
 
 
@@ -283,21 +247,36 @@ def details(results: Path) -> dict:
     by = {(r["task"], r["strategy"]): r for r in records}
     if {("throughput", "ours_int8"), ("throughput", "ours_fp32"), ("sts", "int8_mean")} <= set(by):
         src = "results/01_sentence_embeddings.json: throughput and sts"
-        out["emb_int8_torch_ratio"] = claim(by["throughput", "ours_int8"]["value"] / by["throughput", "ours_fp32"]["value"],
-                                            unit="ratio", source=src)
-        out["emb_int8_torch_change"] = claim(by["sts", "int8_mean"]["value"] - by["sts", "mean_pooling"]["value"],
-                                             unit="points", source=src)
+        out["emb_int8_torch_ratio"] = claim(
+            by["throughput", "ours_int8"]["value"] / by["throughput", "ours_fp32"]["value"],
+            unit="ratio",
+            source=src,
+        )
+        out["emb_int8_torch_change"] = claim(
+            by["sts", "int8_mean"]["value"] - by["sts", "mean_pooling"]["value"], unit="points", source=src
+        )
     if onnx := load(results, "int8_onnx"):
-        out["emb_int8_max_drop"] = claim(onnx["max_spearman_drop"], unit="points", source="results/int8_onnx.json")
+        out["emb_int8_max_drop"] = claim(
+            onnx["max_spearman_drop"], unit="points", source="results/int8_onnx.json"
+        )
         if q := onnx.get("classifier"):
-            out["emb_int8_classifier_allowance"] = claim(q["allowance"], unit="points", source="results/int8_onnx.json")
-            out["emb_int8_classifier_keeps"] = claim(bool(q["keeps_quality"]), unit="name",
-                                                     source="results/int8_onnx.json: classifier.keeps_quality")
+            out["emb_int8_classifier_allowance"] = claim(
+                q["allowance"], unit="points", source="results/int8_onnx.json"
+            )
+            out["emb_int8_classifier_keeps"] = claim(
+                bool(q["keeps_quality"]),
+                unit="name",
+                source="results/int8_onnx.json: classifier.keeps_quality",
+            )
     for r in load(results, "03_freezing_strategies") or []:
         if r["task"] == "cache_benchmark":
             tag = "heads" if r["strategy"] == "heads_epoch_ratio" else "top2"
-            out[f"cache_{tag}_ratio"] = claim(r["value"], unit="ratio", source=f"results/03_*.json: {r['strategy']}")
-            out[f"cache_{tag}_target"] = claim(float(r["target"]), unit="ratio", source="results/03_*.json: target")
+            out[f"cache_{tag}_ratio"] = claim(
+                r["value"], unit="ratio", source=f"results/03_*.json: {r['strategy']}"
+            )
+            out[f"cache_{tag}_target"] = claim(
+                float(r["target"]), unit="ratio", source="results/03_*.json: target"
+            )
     if robust := load(results, "robustness"):
         src = "results/robustness.json"
         out["robust_reps"] = claim(robust["bootstrap_reps"], unit="count", source=src)
@@ -306,9 +285,16 @@ def details(results: Path) -> dict:
             out["robust_val_saved"] = claim(robust["validation"][tuned]["mean"], unit="score", source=src)
             out["robust_val_baseline"] = claim(robust["validation"][base]["mean"], unit="score", source=src)
     if rerun := load(results, "store_rerun"):
-        out["ops_store_rerun_share"] = claim(rerun["ratio"], unit="percent", source="results/store_rerun.json")
-        out["ops_store_rerun_target"] = claim(rerun["target"], unit="percent", source="results/store_rerun.json")
+        out["ops_store_rerun_share"] = claim(
+            rerun["ratio"], unit="percent", source="results/store_rerun.json"
+        )
+        out["ops_store_rerun_target"] = claim(
+            rerun["target"], unit="percent", source="results/store_rerun.json"
+        )
     if retrieval_records := load(results, "05_retrieval_finetuning"):
-        out["ret_documents"] = claim(retrieval_records[0]["config"]["n_documents"], unit="count",
-                                     source="results/05_retrieval_finetuning.json: config.n_documents")
+        out["ret_documents"] = claim(
+            retrieval_records[0]["config"]["n_documents"],
+            unit="count",
+            source="results/05_retrieval_finetuning.json: config.n_documents",
+        )
     return out

@@ -22,7 +22,9 @@ def _check(claim: dict, *units: str) -> dict:
     if not isinstance(claim, dict) or "unit" not in claim:
         raise SlotError(f"expected a claim, got {claim!r}")
     if claim["unit"] not in units:
-        raise SlotError(f"claim from {claim.get('source')} has unit {claim['unit']!r}, not {' or '.join(units)}")
+        raise SlotError(
+            f"claim from {claim.get('source')} has unit {claim['unit']!r}, not {' or '.join(units)}"
+        )
     return claim
 
 

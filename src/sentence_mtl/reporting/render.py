@@ -24,13 +24,23 @@ from .names import names
 from .tables import tables
 
 TEMPLATES = REPO_ROOT / "templates"
-TARGETS = {"README.md": "README.md.j2", "docs/results.md": "docs/results.md.j2",
-           "docs/service.md": "docs/service.md.j2", "docs/usage.md": "docs/usage.md.j2"}
+TARGETS = {
+    "README.md": "README.md.j2",
+    "docs/results.md": "docs/results.md.j2",
+    "docs/service.md": "docs/service.md.j2",
+    "docs/usage.md": "docs/usage.md.j2",
+}
 
 
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
     env.filters.update(FILTERS)
     words = names()
 
@@ -40,6 +50,7 @@ def environment() -> jinja2.Environment:
         if key not in words:
             raise KeyError(f"no readable name for {key!r}: add it to templates/names.json")
         return words[key]
+
     env.filters["word"] = word
     return env
 
@@ -83,7 +94,9 @@ def conclusion_in_notebook(source: str, text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail when a committed file differs from a fresh render")
+    parser.add_argument(
+        "--check", action="store_true", help="fail when a committed file differs from a fresh render"
+    )
     parser.add_argument("--no-report", action="store_true", help="leave report.pdf alone")
     args = parser.parse_args(argv)
     claims = claims_module.build() if args.check else claims_module.write()
@@ -104,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         from .report import main as build_report
 
         build_report([])
-    print("checked" if args.check else "rendered README.md, docs/, the notebooks' conclusions"
-          + ("" if args.no_report else " and report.pdf"))
+    print(
+        "checked"
+        if args.check
+        else "rendered README.md, docs/, the notebooks' conclusions"
+        + ("" if args.no_report else " and report.pdf")
+    )
     return 0
 
 

@@ -190,7 +190,7 @@ def task3(records: list[dict] | None) -> dict | None:
                              "lower_ms": f"{1000 * r['top2_lower_forward_s']:.0f}"}
                  if r["strategy"] == "top2_step_ratio" and "top2_lower_forward_s" in r else None}
                 for r in records if r["task"] == "cache_benchmark"]
-    all_records, records = records, [r for r in records if r["task"] in TASK_METRIC]
+    records = [r for r in records if r["task"] in TASK_METRIC]
     strategies = [s for s in STRATEGIES_03 if any(r["strategy"] == s for r in records)]
     strategies += [s for s in _ordered(r["strategy"] for r in records) if s not in strategies]
     sizes = _sizes([r for r in records if r["strategy"] != "zero_shot" and r["n_per_class"] != 0])

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from . import plots
 
-AXIS = {"uci_sentences": "review sentences (pos. vs neg.)", "airline_sentiment": "airline tweets (macro recall)"}
+AXIS = {
+    "uci_sentences": "review sentences (pos. vs neg.)",
+    "airline_sentiment": "airline tweets (macro recall)",
+}
 TITLE = {"uci_sentences": "review sentences", "airline_sentiment": "airline tweets"}
 
 
@@ -23,8 +26,14 @@ def wise_ft_figure(result: dict, figures_dir: Path):
             if c["alpha"] in (0.0, 0.5, 1.0) or c["alpha"] == result["chosen_alpha"]:
                 label = f"α={c['alpha']:.1f}" + (" (chosen)" if c["alpha"] == result["chosen_alpha"] else "")
                 left = 0 < c["alpha"] < 1  # inner labels to the upper left, clear of the curve
-                ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(-8, 8) if left else (6, 3),
-                            ha="right" if left else "left", fontsize=8)
+                ax.annotate(
+                    label,
+                    (xi, yi),
+                    textcoords="offset points",
+                    xytext=(-8, 8) if left else (6, 3),
+                    ha="right" if left else "left",
+                    fontsize=8,
+                )
         ax.set_xlabel("TweetEval validation macro recall")
         ax.set_ylabel(AXIS[name])
         ax.set_title(TITLE[name], fontsize=10)
