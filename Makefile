@@ -11,8 +11,7 @@ endif
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test unit nbtest reproduce notebooks verify headline report data benchmark train train-baseline robustness \
-	retrieval serve clean lab \
+.PHONY: setup test unit nbtest reproduce notebooks verify headline report claims docs figures data benchmark train train-baseline robustness retrieval serve clean lab \
 	sync-notebooks container container-test
 
 $(VENV)/.installed: pyproject.toml
@@ -37,14 +36,12 @@ nbtest: setup
 # `make reproduce` recomputes every run of the studies (a reproduction; a killed one resumes where
 # it stopped when started again); `make notebooks` re-executes them reading back the runs the
 # store in $(SENTENCE_MTL_CACHE:-.cache)/runs already holds. Both time themselves into
-# results/reproduce_timing.json, which the README's run-time table is generated from.
-reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standard profile, in place), update README, build report.pdf
+# results/reproduce_timing.json, which docs/results.md's run-time table is generated from.
+reproduce: setup  ## run notebooks 01-05 in order recomputing every run (standard profile, in place), render README, docs/ and report.pdf
 	@set -e; \
 	$(PY) tools/reproduce.py --store recompute; \
-	echo "==> [$$(date +%H:%M:%S)] updating the README blocks"; \
-	$(PY) tools/update_readme.py; \
-	echo "==> [$$(date +%H:%M:%S)] building report/data.json and report.pdf"; \
-	$(PY) -m sentence_mtl.reporting.report
+	echo "==> [$$(date +%H:%M:%S)] claims, README, docs/ and report.pdf"; \
+	$(PY) -m sentence_mtl.reporting.render
 
 notebooks: setup  ## execute every notebook in place (standard profile), reusing stored runs
 	$(PY) tools/reproduce.py --store reuse
@@ -70,13 +67,23 @@ sync-notebooks: setup  ## jupytext --sync every notebook with its notebooks/src/
 report: setup  ## rebuild report/data.json and report.pdf from results/*.json and figures/*.png
 	$(PY) -m sentence_mtl.reporting.report
 
+# What is written, from what is measured: no notebook is executed.
+claims: setup  ## results/claims.json: every number the README, docs/ and the report state, from results/
+	$(PY) -m sentence_mtl.reporting.claims
+
+docs: setup  ## claims, then README.md, docs/ and the notebooks' conclusions from templates/, then report.pdf
+	$(PY) -m sentence_mtl.reporting.render
+
+figures: setup  ## redraw the figures of figures/ that come from records in results/ (no run is repeated)
+	$(PY) -m sentence_mtl.reporting.figures
+
 benchmark: setup
 	$(PY) benchmarks/encode_throughput.py
 	$(PY) benchmarks/cache_speedup.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/study_speedups.py
 
-# Timed end to end into results/train_timing.json (the README's trained-model table states it).
+# Timed end to end into results/train_timing.json (docs/results.md states it).
 train: setup  ## train the chosen multi-task configuration -> models/multitask/, score it on the full test sets (~27 min)
 	@set -e; start=$$(date +%s); \
 	echo "==> [$$(date +%H:%M:%S)] training configs/multitask.json"; \
@@ -87,17 +94,17 @@ train: setup  ## train the chosen multi-task configuration -> models/multitask/,
 	$(PY) -c "import sys, time; from sentence_mtl.io import write_json; write_json('results/train_timing.json', \
 		{'make_train_seconds': time.time() - float(sys.argv[1]), 'config': 'configs/multitask.json', \
 		 'finished': time.strftime('%Y-%m-%d %H:%M:%S')})" $$start
-	$(PY) tools/update_readme.py
+	$(PY) -m sentence_mtl.reporting.render --no-report
 
-# The previous recipe (configs/baseline_recipe.json), kept as the fine-tuned baseline that `make robustness`
+# The baseline recipe (configs/baseline_recipe.json), the fine-tuned baseline that `make robustness`
 # scores beside the chosen one when models/baseline_recipe exists.
-train-baseline: setup  ## train the previous multi-task recipe -> models/baseline_recipe (~19 min)
+train-baseline: setup  ## train the baseline multi-task recipe -> models/baseline_recipe (~19 min)
 	$(VENV)/bin/sentence-mtl train --config configs/baseline_recipe.json --save-to models/baseline_recipe
 
 robustness: setup  ## the model `make train` saved, in and out of domain, against the frozen encoder, the baseline recipe and WiSE-FT (~40 min)
 	$(PY) -m sentence_mtl.experiments.robustness --model models/multitask --output results/robustness.json \
 		$(if $(wildcard models/baseline_recipe),--baseline models/baseline_recipe)
-	$(PY) tools/update_readme.py
+	$(PY) -m sentence_mtl.reporting.render --no-report
 
 # The one recipe validation chose in notebook 05's records, one seed, with a progress bar; no notebook
 # is executed (the study's recipes and seeds stay in notebook 05 and the run store). Its wall time and
@@ -108,7 +115,7 @@ retrieval: setup  ## fine-tune the retrieval recipe validation chose, one seed -
 serve: setup  ## the HTTP service on 127.0.0.1:8000, int8 (needs `make train`; `make retrieval` upgrades /embed and /similar)
 	$(VENV)/bin/sentence-mtl serve --int8
 
-# The service as a container image (Containerfile; README.md, "Container image"). CONTAINER=docker works
+# The service as a container image (Containerfile; docs/service.md, "Container image"). CONTAINER=docker works
 # too; CONTAINER_FLAGS are its global flags (e.g. --runtime runc). BASE: the base image, default the
 # Containerfile's python:3.11-slim; without a registry, BASE=localhost/bookworm-python built by
 # tools/container_host_setup.sh. NO_CACHE=1: a cold build. MODELS: the folder holding multitask/ and

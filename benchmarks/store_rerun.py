@@ -3,7 +3,7 @@
 its metric values must equal the first's.
 
 Prints both wall times (kernel start included) and their ratio; ``--record`` writes them to
-``results/store_rerun.json`` (the README reads it).
+``results/store_rerun.json`` (docs/results.md reads it).
 
 Usage: python benchmarks/store_rerun.py [--record results/store_rerun.json]
 """

@@ -10,7 +10,7 @@ Each side times full fine-tuning steps (forward, backward, AdamW) of all-MiniLM-
 16, max length 128, on AG News training texts. Prints steps/s of each side and their ratio.
 
 Usage: python benchmarks/study_speedups.py [--n 512] [--steps 20] [--record results/study_speedups.json]
-(``--record`` saves the three measurements; the README's projection for notebook 03 reads them).
+(``--record`` saves the three measurements; docs/results.md shows them).
 """
 
 import argparse

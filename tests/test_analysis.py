@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sentence_mtl.experiments.analysis import interval, paired
-from sentence_mtl.reporting.answers import spearman_interval
+from sentence_mtl.reporting.claims import spearman_interval
 
 
 def record(strategy, seed, value, n_test=800):
@@ -133,3 +133,37 @@ def test_macro_recall_is_bootstrapped_per_class_and_identical_runs_tie():
     assert same["mean"] == 0 and same["low"] == 0 == same["high"] and same["verdict"] == "tie"
     with pytest.raises(ValueError, match="do not cover"):
         analysis.paired_items(records, "a", "b", "topic", 8, labels[:-1], reps=10)
+
+
+def _headline(strategy, seed, value, val_value, seconds, task="topic", k=8):
+    return {"headline": True, "task": task, "n_per_class": k, "strategy": strategy, "seed": seed,
+            "value": value, "val_value": val_value, "train_seconds": seconds, "n_test": 7600, "n_val": 800}
+
+
+def test_recommendation_takes_the_cheapest_strategy_not_behind_the_best_on_validation():
+    from sentence_mtl.experiments.analysis import recommendation
+
+    records = []
+    for seed in range(10):
+        wobble = 0.002 * (seed % 3)
+        records += [_headline("full_finetune", seed, 0.880 + wobble, 0.90, 300.0 + seed),
+                    _headline("frozen_backbone", seed, 0.876 + wobble, 0.88, 2.0),  # tie, cheapest kept
+                    _headline("label_prior", seed, 0.700 + wobble, 0.70, 0.5),  # cheaper but behind
+                    _headline("setfit", seed, 0.885 + wobble, 0.89, 90.0)]
+    records.append({**_headline("label_prior", 0, 0.99, 0.99, 0.1), "headline": False})  # ignored
+    rows = {(r["task"], r["k"]): r for r in recommendation(records)}
+    topic = rows["topic", 8]
+    assert topic["decided"] and topic["best_on_validation"] == "full_finetune"
+    assert topic["chosen"] == "frozen_backbone" and topic["train_seconds"] == 2.0
+    assert topic["difference"]["verdict"] == "tie" and topic["difference"]["mean"] < 0
+    assert topic["low"] < topic["value"] < topic["high"]
+    assert rows["sentiment", 64] == {"task": "sentiment", "k": 64, "decided": False}
+
+
+def test_recommendation_keeps_the_best_when_everything_cheaper_is_behind():
+    from sentence_mtl.experiments.analysis import recommendation
+
+    records = [r for seed in range(10) for r in (_headline("lp_ft", seed, 0.9, 0.9, 100.0),
+                                                 _headline("frozen_backbone", seed, 0.6, 0.6, 1.0))]
+    row = recommendation(records, cells=[("topic", 8)])[0]
+    assert row["chosen"] == row["best_on_validation"] == "lp_ft" and row["difference"]["mean"] == 0.0

@@ -204,7 +204,6 @@ def test_help_documents_truncation_and_formula_escaping(command):
         assert "--escape-formulas" in text and "formula" in text
 
 
-def test_readme_documents_truncation_and_formula_escaping():
-    readme = (REPO_ROOT / "README.md").read_text()
-    usage = readme[readme.index("## Using it"):readme.index("### The HTTP service")]
+def test_usage_documents_truncation_and_formula_escaping():
+    usage = (REPO_ROOT / "docs" / "usage.md").read_text()
     assert "--escape-formulas" in usage and "truncated" in usage and "max_seq_length" in usage

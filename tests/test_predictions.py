@@ -4,7 +4,7 @@ import numpy as np
 
 from sentence_mtl.data import TaskData
 from sentence_mtl.experiments.predictions import prediction_report
-from sentence_mtl.reporting.readme import predictions_table
+from sentence_mtl.reporting.tables import predictions
 
 
 def test_report_samples_right_and_wrong_and_ranks_confusions():
@@ -22,6 +22,6 @@ def test_report_samples_right_and_wrong_and_ranks_confusions():
     top = report["confusions"][0]
     assert (top["gold"], top["predicted"], top["count"], top["share_of_gold"]) == ("a", "b", 4, 0.4)
     assert top["examples"][0]["text"] == "text 0" and top["examples"][0]["probability"] == 0.95
-    table = predictions_table([report])
-    assert "| topic | text 0 |" in table or "text 0" in table
-    assert "*a* read as *b*: 4 items, 40.0% of a" in table
+    tables = predictions([report])
+    assert "| topic | text 0 |" in tables["examples"] or "text 0" in tables["examples"]
+    assert "| topic | *a* as *b* | 4 | 40.0% |" in tables["confusions"]

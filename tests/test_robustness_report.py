@@ -1,4 +1,4 @@
-"""The in- and out-of-domain text (README table, answer, report rows) from a synthetic result."""
+"""The in- and out-of-domain tables and report rows from a synthetic result."""
 
 import itertools
 
@@ -41,34 +41,20 @@ def test_the_baseline_sits_between_the_frozen_encoder_and_the_saved_model():
     assert report.models_in_order(_result(baseline=False)) == [FROZEN, TUNED]
 
 
-def test_targets_are_met_or_missed_by_the_measured_numbers():
-    text = report.targets_sentence(_result())
-    assert "TweetEval at least 70.0: 69.0, missed" in text
-    assert "AG News at least 91.5: 92.0, met" in text
-    assert "review sentences at least the frozen encoder: +4.0 points (met)" in text
-    # +1.0 with an interval of +0.5 to +1.5: ahead; airline -1.0: behind
-    assert "review sentences better than the baseline recipe: +1.0 points (95% CI +0.5 to +1.5; met)" in text
-    assert "airline tweets better than the baseline recipe: -1.0 points (95% CI -1.5 to -0.5; missed)" in text
-
-
-def test_recipe_choice_reads_validation_and_the_averaging_decision():
-    text = report.recipe_choice(_result())
-    assert "scores 83.0 against 81.0 for the baseline recipe, so `configs/multitask.json` keeps the new recipe" in text
-    assert "steps 660, 880, 1100: validation 83.00 against 82.00" in text and "so the average is saved" in text
-    assert "23,971 AG News and 21,000 TweetEval texts, 1,100 steps (23 min)" in text
-    worse = _result()
-    worse["validation"][BASE]["mean"] = 0.9
-    assert "the baseline recipe should be kept" in report.recipe_choice(worse)
-    assert report.recipe_choice(_result(baseline=False)) == ""
+def test_paired_difference_reads_either_order():
+    d = report.difference(_result(), "uci_sentences", TUNED, FROZEN)
+    assert round(100 * d["mean"], 1) == 4.0 and d["low"] < d["mean"] < d["high"]
+    back = report.difference(_result(), "uci_sentences", FROZEN, TUNED)
+    assert back["mean"] == -d["mean"] and back["low"] == -d["high"]
 
 
 @pytest.mark.parametrize("baseline", [True, False])
-def test_table_answer_and_report_rows_cover_every_model(baseline):
+def test_table_and_report_rows_cover_every_model(baseline):
     result = _result(baseline)
-    table = report.robustness_table(result)
+    from sentence_mtl.reporting.tables import robustness
+
+    table = robustness(result)
     names = report.models_in_order(result)
-    assert all(f"| {n} |" in table for n in names)
-    assert ("against baseline recipe (fine-tuned)" in table) == baseline
-    answer = report.out_of_domain_answer(result)
-    assert ("Against the baseline recipe" in answer) == baseline and "Targets for the saved model" in answer
+    assert all(f"| {n} |" in table["robustness"] for n in names)
+    assert (f"{TUNED} minus {BASE}" in table["robustness_paired"]) == baseline
     assert [row["model"] for row in report.report_data(result)["rows"]] == names

@@ -9,7 +9,7 @@ after a kill resumes it. ``--store reuse`` (``make notebooks``): runs the store 
 
 Appends one entry to ``results/reproduce_timing.json``: ``cache`` ("cold" when the cache folder was
 empty at the start, else "warm"), ``store``, ``total_seconds``, seconds per notebook, the machine's
-core count and the date. The README's run-time table is generated from that file.
+core count and the date. The run-time table of docs/results.md is generated from that file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sentence_mtl.config import REPO_ROOT, cache_dir
-from sentence_mtl.fingerprint import package_fingerprint
+from sentence_mtl.fingerprint import notebook_fingerprint
 from sentence_mtl.io import atomic_path, write_json
 
 NOTEBOOKS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies", "04_training_loop",
@@ -41,20 +41,21 @@ def execute(stem: str, env: dict) -> float:
     """Run one notebook in place, no cell time limit (a cold study cell runs for hours); its wall
     seconds (kernel start included). Progress bars are
     off (``TQDM_DISABLE``) and widget state is dropped: a committed notebook shows results only.
-    The notebook's metadata records the package fingerprint it ran with (``sentence_mtl.fingerprint``)."""
-    fingerprint = package_fingerprint()
+    The notebook's metadata records the fingerprint of the code it ran (its code cells and the
+    package modules they import; ``sentence_mtl.fingerprint``)."""
     path = REPO_ROOT / "notebooks" / f"{stem}.ipynb"
     if not path.is_file():
         raise SystemExit(f"notebook {path} is missing: nothing to execute")
+    fingerprint = notebook_fingerprint(path)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
                     "--ExecutePreprocessor.timeout=-1", str(path)], env={**env, "TQDM_DISABLE": "1"}, check=True)
     seconds = time.perf_counter() - start
-    if package_fingerprint() != fingerprint:
-        raise SystemExit(f"the package's source changed while {stem} ran: its outputs mix two versions; run it again")
+    if notebook_fingerprint(path) != fingerprint:
+        raise SystemExit(f"the code {stem} runs changed while it ran: its outputs mix two versions; run it again")
     notebook = json.loads(path.read_text())
     notebook["metadata"].pop("widgets", None)
-    notebook["metadata"]["sentence_mtl"] = {"package_fingerprint": fingerprint, "profile": "standard"}
+    notebook["metadata"]["sentence_mtl"] = {"code_fingerprint": fingerprint, "profile": "standard"}
     for cell in notebook["cells"]:  # a library's own progress bar (e.g. a Trainer's) is a widget view
         if "outputs" in cell:
             cell["outputs"] = [o for o in cell["outputs"] if WIDGET not in o.get("data", {})]
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     total = round(time.perf_counter() - start, 1)
     if args.store == "recompute":
         marker.unlink(missing_ok=True)
-    if list(args.notebooks) == list(NOTEBOOKS):  # only whole runs are timed in the README
+    if list(args.notebooks) == list(NOTEBOOKS):  # only whole runs are timed in docs/results.md
         runs = json.loads(TIMING.read_text()) if TIMING.is_file() else []
         runs.append({"cache": "cold" if cold else "warm", "store": args.store, "resumed": resumed,
                      "total_seconds": total, "notebook_seconds": seconds, "cores": os.cpu_count(),

@@ -5,7 +5,7 @@
 
 The last step of ``make train``; see ``sentence_mtl.experiments.predictions``. ``--record`` also
 writes each task's test record, as ``sentence-mtl evaluate --record`` does, from the same single
-pass over the test sets. The README and the report render both files.
+pass over the test sets. docs/results.md and the report render both files.
 """
 
 from __future__ import annotations

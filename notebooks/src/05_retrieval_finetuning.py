@@ -30,7 +30,7 @@ from sentence_mtl.encoder import SentenceEncoder
 from sentence_mtl.references import value as published
 from sentence_mtl.experiments.grids import RETRIEVAL_GRIDS, RETRIEVAL_RECIPES, grid_for
 from sentence_mtl.experiments.store import RunStore, backbone_digest, content_digest
-from sentence_mtl.reporting import plots
+from sentence_mtl.reporting import figures, plots
 from sentence_mtl.results import Recorder, measure
 from sentence_mtl.retrieval import (FUSION_WEIGHTS, REGISTRY, RetrievalConfig, bm25_hard_negatives, bm25_scores,
                                     bm25s_scores, choose_fusion_weight, current_best, dense_scores, document_text,
@@ -243,9 +243,7 @@ ndcg = records[records.metric == "ndcg@10"]
 order = ["bm25", "bm25s", "pretrained", "hybrid_bm25_pretrained", "hybrid_bm25s_pretrained",
          *(name for r in RETRIEVAL_RECIPES for name in (r.dense, r.hybrid, r.rrf))]
 stats = ndcg.groupby("strategy").value.agg(["mean", "std"]).reindex(order)
-plots.bar_chart(order, stats["mean"].tolist(), "NDCG@10 (%)", f"SciFact test ({len(query_ids)} queries)",
-                reference=("BM25 published 66.5", published("scifact_bm25_ndcg10")),
-                errors=stats["std"].fillna(0).tolist(), name="05_scifact_ndcg", figures_dir=FIGURES, horizontal=True);
+figures.scifact_ndcg(recorder.records, FIGURES);
 for recipe in RETRIEVAL_RECIPES:
     print(f"{recipe.dense}: {100 * stats.loc[recipe.dense, 'mean']:.2f} NDCG@10, "
           f"{100 * (stats.loc[recipe.dense, 'mean'] - stats.loc['pretrained', 'mean']):+.2f} points over the pretrained "
@@ -255,34 +253,35 @@ for recipe in RETRIEVAL_RECIPES:
 # ## The registry
 #
 # What the service will load: `best` points at the run with the highest validation NDCG@10.
+# The table lists the runs this notebook recorded, each once.
 
 # %%
 best = current_best(registry)
 print(f"models/retrieval/best -> {(registry / 'best').resolve().name if (registry / 'best').exists() else None}")
 rows = []
-for run in sorted(p for p in registry.iterdir() if p.is_dir() and not p.is_symlink() and (p / "metrics.json").is_file()):
+this_run = {r["run_id"] for r in recorder.records if r.get("run_id")}  # each of this notebook's runs, once
+for run in sorted(p for p in registry.iterdir() if p.is_dir() and not p.is_symlink() and p.name in this_run
+                  and (p / "metrics.json").is_file()):
     metrics = json.loads((run / "metrics.json").read_text())
     rows.append({"run": run.name, "val NDCG@10": metrics["val_ndcg@10"], "test NDCG@10": metrics["test_ndcg@10"],
                  "is best": (registry / "best").resolve() == run.resolve()})
 pd.DataFrame(rows).round(4)
 
 # %% [markdown]
-# **What it means** (rendered from the records above; the intervals cover the seeds, the
-# queries being fixed):
-
-# %%
-from IPython.display import Markdown
-
-from sentence_mtl.experiments.analysis import retrieval_summary
-from sentence_mtl.reporting.answers import retrieval as retrieval_answer
-
-summary = retrieval_summary(recorder.records)
-epochs = {s: r["best_epochs"] for s, r in summary["recipes"].items() if r["best_epochs"]}
-Markdown(
-    retrieval_answer(recorder.records)
-    + " BM25 is strong on SciFact because claims and abstracts share rare technical terms, which a dense "
-    "encoder blurs; fusing the two keeps both. "
-    + "".join(f"For `{s}`, validation kept epoch {', '.join(map(str, e))} over the seeds. " for s, e in epochs.items()))
+# <!-- conclusion:start -->
+# **What it means** *(rendered from `results/claims.json` by `make docs`; the intervals cover the
+# seeds, the queries being fixed).* Validation queries choose two epochs with one BM25 hard negative per claim among
+# 2 recipes. Alone, the fine-tuned encoder reaches an NDCG@10 of 67.4
+# (95% CI 66.6–68.3) on the 300 test queries, up from 64.5 for the
+# pretrained encoder and tied with BM25 measured here
+# (67.0; published 66.5). The chosen recipe gains
+# +1.3 points over the other (95% CI +0.5 to +2.0) for 5.23x the
+# training time. Fused with BM25's scores it reaches 73.0 (95% CI 71.7–74.2),
+# +6.0 points over BM25 and above bge-small-en-v1.5's published
+# 71.3; the same fusion with the pretrained encoder gives
+# 71.6. BM25 is likely strong on SciFact because claims and abstracts share
+# rare technical terms, which a dense encoder blurs; the fusion keeps both signals.
+# <!-- conclusion:end -->
 
 # %%
 path = recorder.save()

@@ -256,3 +256,46 @@ def retrieval_summary(records: list[dict]) -> dict | None:
     summary["first"] = recipes[0]
     summary["chosen"] = max(recipes, key=lambda s: summary["recipes"][s]["val"])
     return summary
+
+
+# Task 3's recommendation by data size: one rule, selection on validation, evaluation on test.
+HEADLINE_CELLS = (("topic", 8), ("topic", 64), ("sentiment", 8), ("sentiment", 64))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def recommendation(records: list[dict], cells=HEADLINE_CELLS) -> list[dict]:
+    """One row per (task, k): the cheapest strategy (median training seconds) whose paired test
+    difference to the best-on-validation strategy is not "behind" (95% interval below zero).
+
+    Reads only records marked ``headline``. The best is chosen on ``val_value`` (mean over seeds),
+    never on the test set; ``value`` is the full-test metric. A cell without headline records is
+    returned with ``decided`` False and no strategy, so that nothing is recommended unmeasured.
+    """
+    headline = [r for r in records if r.get("headline")]
+    rows = []
+    for task, k in cells:
+        runs = [r for r in headline if r["task"] == task and r["n_per_class"] == k]
+        if not runs:
+            rows.append({"task": task, "k": k, "decided": False})
+            continue
+        by = {}
+        for r in runs:
+            by.setdefault(r["strategy"], []).append(r)
+        best = max(by, key=lambda s: sum(r["val_value"] for r in by[s]) / len(by[s]))
+        seconds = {s: _median([r["train_seconds"] for r in rs]) for s, rs in by.items()}
+        differences = {s: paired(runs, s, best, task, k) for s in by if s != best}
+        kept = [best] + [s for s, d in differences.items() if d and d["verdict"] != "behind"]
+        chosen = min(kept, key=lambda s: (seconds[s], s != best))
+        mean, low, high = interval([r["value"] for r in by[chosen]], by[chosen][0].get("n_test"))
+        zero = {"mean": 0.0, "low": 0.0, "high": 0.0, "seeds": len(by[best]), "verdict": "tie"}
+        rows.append({"task": task, "k": k, "decided": True, "best_on_validation": best, "chosen": chosen,
+                     "value": mean, "low": low, "high": high, "train_seconds": seconds[chosen],
+                     "best_train_seconds": seconds[best], "seeds": len(by[chosen]),
+                     "n_test": by[chosen][0].get("n_test"),
+                     "difference": zero if chosen == best else differences[chosen]})
+    return rows

@@ -162,11 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=1000)
     args = parser.parse_args(argv)
     result = run(args.model, DataSource.resolve(args.data_dir), reps=args.reps, baseline_dir=args.baseline)
-    write_json(args.output, result)
-    from ..config import REPO_ROOT
-    from ..reporting.robustness import wise_ft_figure
-
-    wise_ft_figure(result, REPO_ROOT / "figures")
+    write_json(args.output, result)  # its figure: `make figures` (reporting.figures)
     print(f"chosen alpha {result['chosen_alpha']} (validation); {result['seconds']:.0f} s -> {args.output}")
     return 0
 

@@ -332,34 +332,3 @@ def cost_vs_quality(records: list[dict], tasks: list[str], n_per_class: int, tit
     fig.tight_layout()
     legend(fig, axes[0], [s for s in styles if s in set(df.strategy)])
     return save(fig, name, figures_dir)
-
-
-def forgetting_chart(table: pd.DataFrame, title: str, name=None, figures_dir=None):
-    """Topic accuracy after stage 1 (topic) and after stage 2 (+ sentiment, topic head frozen)
-    per sequential variant: two dots joined by an arrow, each with its 95% interval over seeds;
-    the label gives the change with the interval of the per-seed differences."""
-    from ..experiments.analysis import interval
-
-    variants = list(dict.fromkeys(table.strategy))
-    fig, ax = plt.subplots(figsize=(6.4, 0.7 * len(variants) + 1.4))
-    for y, variant in enumerate(variants):
-        rows = table[table.strategy == variant]
-        before, after = interval(rows.after_topic.tolist()), interval(rows.after_sentiment.tolist())
-        for offset, (mean, low, high), colour, label in ((-0.12, before, PALETTE[0], "after stage 1 (topic)"),
-                                                         (0.12, after, PALETTE[1], "after stage 2 (+ sentiment)")):
-            ax.plot([low, high], [y + offset] * 2, color=colour, lw=2.5, label=label if y == 0 else None)
-            ax.plot([mean], [y + offset], "o", color=colour, ms=7)
-        change = interval((rows.after_sentiment - rows.after_topic).tolist())
-        ax.annotate(f"change {100 * change[0]:+.1f} pts (95% CI {100 * change[1]:+.1f} to {100 * change[2]:+.1f}, "
-                    f"{len(rows)} seeds)", (max(before[2], after[2]), y), textcoords="offset points",
-                    xytext=(8, -3), fontsize=8)
-    ax.set_yticks(range(len(variants)), [v.replace("sequential_", "stage 2: ") for v in variants], fontsize=8)
-    ax.invert_yaxis()
-    percent_axis(ax, "x")
-    low, high = ax.get_xlim()
-    ax.set_xlim(low, high + 0.9 * (high - low))  # room for the labels, right of every interval
-    ax.set_xlabel("topic accuracy (test subset)")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return save(fig, name, figures_dir)

@@ -24,9 +24,10 @@ from pathlib import Path
 from ..config import REPO_ROOT
 from ..io import atomic_path, write_json
 from ..references import PUBLISHED
-from .answers import answer_sections, markdown_to_typst
+from . import claims
 from . import robustness
-from .readme import load_result, majority_floors, shorten
+from ..experiments.analysis import majority_floors
+from .tables import load as load_result, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
 
@@ -40,41 +41,16 @@ STEMS = ("01_sentence_embeddings", "02_multitask_heads", "03_freezing_strategies
 RECORD_KEYS = ("experiment", "task", "strategy", "metric", "value")
 
 
-FIGURE_CAPTIONS = {  # each says what to see
-    "01_stsb_pooling": "STS-B test, Spearman × 100 by encoder and pooling, bars from zero: compare each "
-                       "bar with the published score (dashed line).",
-    "01_linear_probe_learning_curves": "Linear probes on frozen sentence vectors against TF-IDF, by labelled examples "
-                                       "per class: how the gap between the two changes as labels grow.",
-    "01_ag_news_projections": "AG News test sentences projected to two dimensions, coloured by topic: how far the "
-                              "pretrained space already groups the topics, and which ones overlap.",
-    "01_similarity_heatmap": "Cosine similarities between example sentences: paraphrases against unrelated "
-                             "sentences.",
-    "01_throughput": "Encoding throughput on the same texts: ours in fp32 and int8 against sentence-transformers.",
-    "02_architecture": "The multi-task model (left) and what each family of strategies trains or freezes (right).",
-    "03_learning_curves": "Test metric by labelled examples per class, one panel per family of strategies, one colour "
-                          "per strategy throughout: compare heights across a column; bands are ± one std over seeds.",
-    "03_cost_vs_quality": "Training seconds (log scale) against the test metric at one data size: up and to the left "
-                          "is better; bars are ± one std over seeds.",
-    "03_peer_differences": "Our labelled-only recipe minus SetFit, by task and examples per class, paired by seed "
-                           "and test item: right of the dashed line is ahead; an interval across it is a tie.",
-    "03_forgetting": "Topic accuracy before and after a sentiment stage with the topic head frozen: dots are means, "
-                     "lines 95% intervals over seeds; the label gives the change and its interval.",
-    "04_training_curves": "One multi-task run: training loss per task (left) and validation metrics by step (right); "
-                          "the dashed mean picks the checkpoint.",
-    "04_sampling_weighting": "Task sampling and loss weighting: mean test metric (dot), 95% interval (line) and seeds "
-                             "(grey); overlapping intervals mean the configurations are not separated.",
-    "04_multitask_vs_single": "Multi-task against single-task models given the same steps: mean, 95% interval and seeds.",
-    "04_confusion_matrices": "Confusion matrices of the configuration chosen on validation (seed 0, test subsets): "
-                             "the off-diagonal cells show which classes it confuses.",
-    "robustness_wise_ft": "WiSE-FT: each point one alpha from the frozen encoder with logistic-regression heads "
-                          "(alpha 0) to the fine-tuned model (alpha 1); in-domain validation (x) against an "
-                          "out-of-domain set (y): up and to the right is better on both.",
-    "05_length_distribution": "SciFact: token lengths of claims and abstracts, against the 256-token window the "
-                              "encoder reads.",
-    "05_scifact_ndcg": "SciFact test NDCG@10 (%), bars from zero, ± std over seeds: BM25 (plain and stemmed), the "
-                       "pretrained encoder and the two fine-tuning recipes, each alone and fused with BM25. Every "
-                       "fusion ends above both of its parts; alone, no encoder passes the stemmed BM25.",
-}
+# What each figure shows, written with the report (report/figure_captions.json); in the notebooks' order.
+FIGURE_CAPTIONS = json.loads((REPORT_DIR / "figure_captions.json").read_text())
+
+
+def summary_claims(source: Path = TYPST_SOURCE) -> list[str]:
+    """The claims the executive summary names (``k.<name>`` in ``report.typ``): the summary is
+    printed only when every one exists, otherwise the report says which are missing."""
+    import re
+
+    return sorted(set(re.findall(r"\bk\.([a-z0-9_]+)", source.read_text())))
 
 
 class ReportError(RuntimeError):
@@ -140,7 +116,7 @@ def figures(figures_dir: Path, root: Path) -> dict[str, list[dict]]:
             width, height = png_size(path)
             found[prefix].append({
                 "path": "/" + path.resolve().relative_to(root).as_posix(), "name": path.stem,
-                "width": 100 if width >= 2 * height else 65,
+                "width": 100 if width >= 2 * height or height >= width else 65,  # multi-panel: whole width
                 "caption": FIGURE_CAPTIONS.get(path.stem, path.stem[3:].replace("_", " ").capitalize() + ".")})
     return found
 
@@ -157,7 +133,8 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
     profiles = sorted({r["profile"] for records in results.values() for r in records or [] if r.get("profile")})
     get = results.get
     return {
-        "summary": [{"question": q, "answer": markdown_to_typst(a)} for q, a in answer_sections(Path(results_dir))],
+        "claims": (named := claims.build(Path(results_dir))),
+        "claims_missing": sorted(set(summary_claims()) - set(named)),
         "results_files": [{"file": f"results/{stem}.json", "records": len(records) if records else 0,
                            "present": bool(records)} for stem, records in results.items()],
         "setup": {"model": MODEL["name"], "layers": MODEL["layers"], "dim": MODEL["dim"],
@@ -169,7 +146,7 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
         "task2": task2(get("02_multitask_heads")) if get("02_multitask_heads") else None,
         "task3": task3(get("03_freezing_strategies")),
         "task4": task4(get("04_training_loop")) if get("04_training_loop") else None,
-        "trained": trained_model(get("train_multitask"), majority_floors(Path(results_dir)))
+        "trained": trained_model(get("train_multitask"), majority_floors(load_result(Path(results_dir), "03_freezing_strategies") or []))
         if get("train_multitask") else None,
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,
         "subsets": subsets(results),

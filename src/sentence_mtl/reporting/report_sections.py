@@ -12,8 +12,8 @@ from ..experiments.analysis import paired, percent_cell, retrieval_summary, same
 from ..references import PUBLISHED
 from ..strategies import STRATEGIES
 
-# Facts about the data (not results): from each dataset folder's PROVENANCE.md, as summarised in
-# data/README.md; tests/test_report.py checks each one is stated there.
+# Facts about the data (not results), as data/README.md states them (Provenance and licences, Caveats);
+# tests/test_report.py checks each one is stated there.
 DATA_FACTS = {
     "ag_news_classes": 4,
     "tweeteval_classes": 3,
@@ -190,7 +190,7 @@ def task3(records: list[dict] | None) -> dict | None:
                              "lower_ms": f"{1000 * r['top2_lower_forward_s']:.0f}"}
                  if r["strategy"] == "top2_step_ratio" and "top2_lower_forward_s" in r else None}
                 for r in records if r["task"] == "cache_benchmark"]
-    all_records, records = records, [r for r in records if r["task"] in TASK_METRIC]
+    records = [r for r in records if r["task"] in TASK_METRIC]
     strategies = [s for s in STRATEGIES_03 if any(r["strategy"] == s for r in records)]
     strategies += [s for s in _ordered(r["strategy"] for r in records) if s not in strategies]
     sizes = _sizes([r for r in records if r["strategy"] != "zero_shot" and r["n_per_class"] != 0])
@@ -232,10 +232,12 @@ def task3(records: list[dict] | None) -> dict | None:
             labelled_only = next((pair for pair in ranked
                                   if not (pair[1] in STRATEGIES and STRATEGIES[pair[1]].reads_unlabeled)), None)
             seconds = [r["train_seconds"] for r in records if matches(r, best["source"]["where"])]
-            ties = [other for _, other in ranked[1:]
-                    if (d := paired(records, name, other, task, k)) and d["verdict"] == "tie"]
+            ties = [other for c, other in ranked[1:] if abs(c["mean"] - best["mean"]) >= 1e-12
+                    and (d := paired(records, name, other, task, k)) and d["verdict"] == "tie"]
+            level = [other for c, other in ranked if abs(c["mean"] - best["mean"]) < 1e-12]  # an exact tie in mean
             recommendations.append({
-                "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": name, "cell": best,
+                "size": size_label(k), "task": task, "metric": TASK_METRIC[task], "strategy": " = ".join(sorted(level)),
+                "cell": best,
                 "n_test": count(best["n_test"]), "train_seconds": f"{_mean(seconds):.0f}",
                 "ties": ", ".join(ties) if len(ties) <= 3 else f"{len(ties)} strategies", "candidates": len(ranked),
                 "labelled_only": "–" if labelled_only is None or labelled_only[1] == name
@@ -286,11 +288,7 @@ def task3(records: list[dict] | None) -> dict | None:
     many_seeds_up_to = max(k for k, s in seeds_at.items() if k is not None and len(s) == most)
     fewer = [len(s) for k, s in seeds_at.items() if k is None or k > many_seeds_up_to]
     finetuned = [r["n_per_class"] for r in records if r["strategy"] == "full_finetune" and r["n_per_class"]]
-    from .answers import markdown_to_typst
-    from .findings import freezing_findings
-
     return {"file": f"results/{file}.json", "sizes": [size_label(k) for k in sizes], "tables": tables,
-            "findings": markdown_to_typst(freezing_findings(all_records)),
             "same_items": same_test_items([r for r in records if not r.get("stage") and r["strategy"] != "zero_shot"]),
             "recommendations": recommendations, "costs": costs, "forgetting": forgetting,
             "seeds": len(seeds), "many_seeds_up_to": many_seeds_up_to, "seeds_above": min(fewer, default=most),

@@ -1,0 +1,191 @@
+"""The written text and the measured numbers stay apart: templates hold words, claims hold numbers.
+
+A template types no number outside a slot; every slot names a claim that exists; the README and
+``docs/`` in the repository are what a fresh render gives.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jinja2
+import pytest
+from jinja2 import nodes
+
+from sentence_mtl.config import REPO_ROOT
+from sentence_mtl.reporting import claims as claims_module
+from sentence_mtl.reporting.filters import SlotError, ci, pct, pts
+from sentence_mtl.reporting.render import TARGETS, TEMPLATES, environment, render
+
+TEMPLATE_FILES = sorted(p for p in TEMPLATES.rglob("*.j2"))
+# Question and notebook numbers, and the confidence level, are names rather than results.
+ALLOWED = {"1", "2", "3", "4", "5", "01", "02", "03", "04", "05", "95%"}
+NUMBER = re.compile(r"(?<![\w.@/-])\d+(?:,\d{3})*(?:\.\d+)?%?(?![\w/])")
+
+
+@pytest.fixture(scope="module")
+def claims():
+    return claims_module.build()
+
+
+def prose(template: str) -> str:
+    """What a reader sees typed by hand: slots, tags, comments, code and link targets removed."""
+    text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", template, flags=re.S)
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = re.sub(r"\]\([^)]*\)|<!--.*?-->", " ", text, flags=re.S)
+    text = re.sub(r"^(#+) \d+ ·", r"\1", text, flags=re.M)  # a section's number
+    return re.sub(r"(et\s+al\.)\s+(19|20)\d\d", r"\1", text)  # a citation's year names a paper
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+def test_templates_type_no_number_outside_a_slot(path):
+    typed = [m for m in NUMBER.findall(prose(path.read_text())) if m not in ALLOWED]
+    assert not typed, f"{path.name} types numbers {typed}: make each a claim and print it through a slot"
+
+
+def test_prose_check_catches_a_typed_number():
+    assert NUMBER.findall(prose("scores 91.8% ({{ c.x | ci }}) on `make train`, 23 seeds, notebook 03")) == [
+        "91.8%",
+        "23",
+        "03",
+    ]
+
+
+def _claims_named(ast) -> set[str]:
+    named = {
+        n.attr for n in ast.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "c"
+    }
+    named |= {
+        n.arg.value
+        for n in ast.find_all(nodes.Getitem)
+        if isinstance(n.node, nodes.Name) and n.node.name == "c" and isinstance(n.arg, nodes.Const)
+    }
+    return named
+
+
+@pytest.mark.parametrize("path", TEMPLATE_FILES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+def test_every_slot_names_an_existing_claim(path, claims):
+    ast = environment().parse(path.read_text())
+    missing = sorted(_claims_named(ast) - set(claims))
+    assert not missing, f"{path.name} names claims that results/ does not give: {missing}"
+
+
+def test_a_missing_claim_fails_the_render():
+    env = environment()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ c.no_such_claim | pct }}").render(c={})
+
+
+def test_filters_refuse_a_claim_of_another_unit():
+    diff = {"value": 0.036, "low": 0.026, "high": 0.047, "unit": "points", "source": "t"}
+    rate = {"value": 0.918, "low": 0.912, "high": 0.924, "unit": "percent", "source": "t"}
+    assert (pts(diff), ci(diff), pct(rate), ci(rate)) == (
+        "+3.6 points",
+        "95% CI +2.6 to +4.7",
+        "91.8%",
+        "95% CI 91.2–92.4",
+    )
+    with pytest.raises(SlotError):
+        pct(diff)
+
+
+def test_rendered_files_are_current(claims):
+    stale = [t for t, text in render(claims).items() if (REPO_ROOT / t).read_text() != text]
+    assert not stale, f"{stale} differ from a fresh render: run `make docs`"
+
+
+def test_claims_json_is_current(claims):
+    import json
+
+    committed = json.loads(claims_module.CLAIMS_JSON.read_text())
+    assert committed == json.loads(json.dumps(claims)), "results/claims.json is stale: run `make docs`"
+
+
+def test_readme_answers_stay_short(claims):
+    readme = render(claims)["README.md"]
+    answers = readme[readme.index("<!-- answers:start -->") : readme.index("<!-- answers:end -->")]
+    assert (
+        len(answers.split()) <= 650
+    ), f"the README's answers run to {len(answers.split())} words (at most 650)"
+    assert len(readme.split()) <= 2500
+    assert set(TARGETS) == {"README.md", "docs/results.md", "docs/service.md", "docs/usage.md"}
+
+
+def test_conclusion_cells_are_replaced_in_twin_and_notebook():
+    import json
+
+    from sentence_mtl.reporting.render import conclusion_in_notebook, conclusion_in_twin
+
+    twin = "x = 1\n\n# %% [markdown]\n# <!-- conclusion:start -->\n# old\n# <!-- conclusion:end -->\n\n# %%\ny = 2\n"
+    new = conclusion_in_twin(twin, "**New.**\n\n- a")
+    assert (
+        "# **New.**\n#\n# - a\n# <!-- conclusion:end -->" in new
+        and "old" not in new
+        and new.endswith("y = 2\n")
+    )
+    cells = [
+        {
+            "cell_type": "markdown",
+            "source": ["<!-- conclusion:start -->\n", "old\n", "<!-- conclusion:end -->"],
+        },
+        {"cell_type": "code", "source": ["y = 2"], "outputs": [{"text": "2"}]},
+    ]
+    notebook = json.loads(conclusion_in_notebook(json.dumps({"cells": cells}), "New."))
+    assert (
+        "".join(notebook["cells"][0]["source"]) == "<!-- conclusion:start -->\nNew.\n<!-- conclusion:end -->"
+    )
+    assert notebook["cells"][1] == cells[1]
+
+
+def test_the_report_summary_names_existing_claims(claims):
+    from sentence_mtl.reporting.report import summary_claims
+
+    named = summary_claims()
+    assert named and not set(named) - set(
+        claims
+    ), f"report.typ names missing claims: {set(named) - set(claims)}"
+
+
+def test_headline_records_come_from_results_and_the_run_store(tmp_path):
+    import json
+
+    from sentence_mtl.reporting.claims_studies import headline_records
+
+    run = {"headline": True, "task": "topic", "strategy": "lp_ft", "n_per_class": 8, "seed": 0, "value": 0.9}
+    (tmp_path / "headline.json").write_text(json.dumps([run, {**run, "headline": False, "seed": 1}]))
+    (tmp_path / "store" / "headline").mkdir(parents=True)
+    (tmp_path / "store" / "headline" / "k.json").write_text(
+        json.dumps({"records": [run, {**run, "seed": 2}]})
+    )
+    assert sorted(r["seed"] for r in headline_records(tmp_path)) == [0, 2]
+
+
+def test_a_decided_recommendation_renders_in_readme_and_notebook(claims):
+    row = {
+        "task": "topic",
+        "k": 8,
+        "decided": True,
+        "best_on_validation": "full_finetune",
+        "chosen": "frozen_backbone",
+        "value": 0.8765,
+        "low": 0.86,
+        "high": 0.89,
+        "train_seconds": 0.41,
+        "best_train_seconds": 30.0,
+        "seeds": 10,
+        "n_test": 7600,
+        "difference": {"mean": -0.004, "low": -0.01, "high": 0.002, "verdict": "tie"},
+    }
+    decided = {
+        **claims,
+        "freeze_recommendation": {**claims["freeze_recommendation"], "value": [row]},
+        "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 1},
+    }
+    out = render(decided)
+    assert (
+        "| topic | 8 | frozen backbone, linear head | 87.6% | 0.4 s | full fine-tuning |" in out["README.md"]
+    )
+    assert "An undecided cell" not in out["README.md"]
+    twin = out["notebooks/src/03_freezing_strategies.py"].replace("# ", "")
+    assert "| topic | 8 | frozen backbone, linear head | full fine-tuning |" in twin
