@@ -2,7 +2,8 @@
 record, bit for bit, without a cold reproduction.
 
 The sample is stratified: every notebook and, in notebook 03, every strategy kind (the run's
-``runner``) gives at least one run, drawn at random among its runs that trained no longer than
+``runner``) gives at least one run (runs of the headline grid, which ``tools/headline_study.py``
+writes and no notebook reads back, are left out), drawn at random among its runs that trained no longer than
 the kind's median (so the check fits its budget: about 30 minutes on 2 cores). Timings are
 never compared (``store.measured``). The five notebooks are then executed, standard profile,
 into a temporary folder (the committed notebooks, results and figures are not touched); the
@@ -47,8 +48,8 @@ def sample(entries: dict, per_kind: int, seed: int) -> list[tuple[str, str, floa
     """(stratum, key, recorded seconds) of the runs to recompute."""
     strata = defaultdict(list)
     for (experiment, key), entry in entries.items():
-        if {r["metric"] for r in entry["records"]} & TIMINGS:
-            continue
+        if {r["metric"] for r in entry["records"]} & TIMINGS or any(r.get("headline") for r in entry["records"]):
+            continue  # timings never repeat; headline runs are read by tools/headline_study.py, not a notebook
         seconds = max(r.get("train_seconds") or 0.0 for r in entry["records"])
         strata[kind(experiment, entry)].append((key, seconds))
     draw = random.Random(seed)
@@ -90,9 +91,11 @@ def main() -> int:
             if not any(entries.get((experiment, key)) for _, key, _ in chosen):
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] executing {notebook.name}", flush=True)
-            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                            "--ExecutePreprocessor.timeout=-1", "--output-dir", str(scratch), str(notebook)],
-                           env=env, check=True, capture_output=True)
+            done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                                   "--ExecutePreprocessor.timeout=-1", "--output-dir", str(scratch), str(notebook)],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"{notebook.name} failed under make verify:\n{done.stderr[-3000:]}")
         checks = [json.loads(line) for line in log.read_text().splitlines()]
     strata = {key: stratum for stratum, key, _ in chosen}
     for check in checks:

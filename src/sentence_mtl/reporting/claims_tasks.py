@@ -232,6 +232,16 @@ def operations(results: Path) -> dict:
         out["ops_soak_rss_target"] = claim(
             soak["rss_target_ratio"], unit="ratio", source="results/serve_soak.json"
         )
+    checked = load(results, "verify")
+    if checked:
+        source = "results/verify.json (make verify)"
+        out["ops_verify_date"] = claim(checked["date"][:10], unit="name", source=source)
+        out["ops_verify_runs"] = claim(checked["runs_checked"], unit="count", source=source)
+        out["ops_verify_identical"] = claim(checked["identical"], unit="count", source=source)
+        out["ops_verify_kinds"] = claim(len(checked["kinds"]), unit="count", source=source)
+        out["ops_verify_files"] = claim(checked["record_files"], unit="count", source=source)
+        out["ops_verify_damaged"] = claim(len(checked["damaged"]), unit="count", source=source)
+        out["ops_verify_minutes"] = claim(checked["minutes"], unit="minutes", source=source)
     timing = load(results, "train_timing")
     if timing:
         out["ops_make_train_minutes"] = claim(
