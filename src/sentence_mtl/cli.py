@@ -136,6 +136,8 @@ def cmd_evaluate(args) -> None:
     from .io import InputError
 
     existing_records = _read_records(args.record) if args.record else None
+    if args.record:  # the record takes the model's training summary: checked before the scoring
+        _read_summary(args.model)
     if args.task not in TASKS:
         raise InputError(f"Unknown task {args.task!r}; known tasks: {sorted(TASKS)}.")
     # the data first: a bad data folder is reported before the model is loaded (seconds)
@@ -183,6 +185,24 @@ def _read_records(path) -> list[dict]:
     return records
 
 
+def _read_summary(model_dir) -> dict:
+    """The model folder's ``training_summary.json`` ({} without one), checked before any scoring."""
+    import json
+
+    from .io import InputError
+
+    summary_path = Path(model_dir) / "training_summary.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{summary_path} is not valid JSON ({e}). Re-create the model with "
+                         "`make train`, or remove that file.") from e
+    if not isinstance(summary, dict):
+        raise InputError(f"{summary_path} must hold a JSON object. Re-create the model with `make train`, "
+                         "or remove that file.")
+    return summary
+
+
 def _write_record(args, model, data, metrics, records) -> list[dict]:
     """Add (or replace) this task's record in a results file (the record format of docs/design.md);
     returns the records now in the file. ``args``: model, record, task and split."""
@@ -192,15 +212,7 @@ def _write_record(args, model, data, metrics, records) -> list[dict]:
     from .io import InputError
     from .results import make_record, write_records
 
-    summary_path = Path(args.model) / "training_summary.json"
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{summary_path} is not valid JSON ({e}). Re-create the model with `make train`, "
-                         "or remove that file.") from e
-    if not isinstance(summary, dict):
-        raise InputError(f"{summary_path} must hold a JSON object. Re-create the model with `make train`, "
-                         "or remove that file.")
+    summary = _read_summary(args.model)
     config = model.training_config
     path = Path(args.record)
     records = [r for r in records if not (r["task"] == args.task and r["split"] == args.split)]
