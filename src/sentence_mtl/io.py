@@ -29,6 +29,37 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def folder_lock(folder: str | Path, who: str):
+    """One writer per folder: ``folder/.lock`` holds the owner's pid under an exclusive ``flock``,
+    which the operating system releases when the owner exits, however it exits (no stale lock
+    after a kill). A second writer gets an :class:`InputError` naming the owner's pid."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "unknown"
+        f.close()
+        raise InputError(f"{folder} is in use by another {who} (pid {owner}); wait for it to finish, or give "
+                         "another folder.") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock; the file stays (removing it could let two owners in)
+
+
 def make_readable(folder: str | Path) -> None:
     """Let every user read a saved model folder (folders 755, files 644 at least). Temporary
     folders are created 700 and safetensors writes 600: a service running as another user (a
