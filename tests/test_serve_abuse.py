@@ -195,9 +195,10 @@ def test_requests_over_the_concurrency_cap_get_a_json_503(server):
             s.sendall(_post_head("/predict", 100) + b'{"texts": ["a')
             held.append(s)
         time.sleep(0.5)
-        r = httpx.get(url + "/health", timeout=5)
+        r = httpx.post(url + "/predict", json={"texts": ["one more"]}, timeout=5)
         assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
         assert r.json()["detail"] == {"max_concurrency": MAX_CONCURRENCY}
+        assert _health_ok(url)  # /health is outside the cap: a full server still answers it
         answers = [read_until_closed(s, timeout=TIMEOUT + 5) for s in held]  # each body times out: 408
         assert all(status_of(a) == 408 for a in answers)
     finally:

@@ -102,16 +102,15 @@ class HeaderTimeoutH11Protocol(H11Protocol):
     def shutdown(self) -> None:
         """SIGTERM: uvicorn closes idle connections and lets busy ones finish; a busy one gets
         ``shutdown_timeout`` seconds."""
-        super().shutdown()
-        if not self.transport.is_closing() and self._shutdown_timer is None:
+        super().shutdown()  # a closed connection may still hold an answer its client does not read
+        if self._shutdown_timer is None:
             self._shutdown_timer = self.loop.call_later(self.shutdown_timeout, self._abort_on_shutdown)
 
     def _abort_on_shutdown(self) -> None:
+        """Still connected (connection_lost cancels this timer): drop it, unsent bytes and all."""
         self._shutdown_timer = None
-        if not self.transport.is_closing():
-            self.logger.warning("Request still in flight %g s after shutdown began; closing its connection.",
-                                self.shutdown_timeout)
-            self.transport.abort()
+        self.logger.warning("Connection still open %g s after shutdown began; closing it.", self.shutdown_timeout)
+        self.transport.abort()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse, as JSON (its own is text/plain)."""
@@ -132,7 +131,7 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
     def _abort_if_still_paused(self) -> None:
         self._send_timer = None
-        if self.flow.write_paused and not self.transport.is_closing():
+        if self.flow.write_paused:  # closing or not: close() would wait for the unread bytes
             self.logger.warning("Answer not read by the client within %g s; closing the connection.",
                                 self.send_timeout)
             self.transport.abort()  # close() would wait for the unread buffer to drain
