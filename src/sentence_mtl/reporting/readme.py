@@ -336,6 +336,18 @@ def _cold_lower_bound(results_dir: Path) -> str:
 SOAK_START, SOAK_END = "<!-- serve-soak:start -->", "<!-- serve-soak:end -->"
 
 
+def _sigterm_row(s: dict) -> list[str]:
+    """The soak's SIGTERM measurement, when the run made one."""
+    if "sigterm_exit_s" not in s:
+        return []
+    seconds, target = s["sigterm_exit_s"], s["sigterm_target_s"]
+    met = "met" if seconds is not None and seconds <= target else "missed"
+    shown = "did not exit" if seconds is None else f"{seconds:.1f} s"
+    return [f"| exit after SIGTERM with {s['sigterm_slow_readers']} slow readers connected "
+            f"(`shutdown_timeout` {s['shutdown_timeout_s']} s) | {shown} | <= {target} s "
+            f"(`shutdown_timeout` + 10 s) | {met} |"]
+
+
 def serve_soak_block(results_dir: Path = REPO_ROOT / "results") -> str:
     """What ``benchmarks/serve_soak.py`` measured: ordinary traffic beside abusive requests."""
     path = results_dir / "serve_soak.json"
@@ -344,8 +356,10 @@ def serve_soak_block(results_dir: Path = REPO_ROOT / "results") -> str:
     s = json.loads(path.read_text())
     ok = "met" if s["health_p95_s"] < s["health_p95_target_s"] else "missed"
     rss_ok = "met" if s["rss_end_over_start"] <= s["rss_target_ratio"] else "missed"
-    lines = [f"`benchmarks/serve_soak.py` (models: {s['models']}; header and body timeouts "
-             f"{s['server_limits']['header_timeout']} s), `results/serve_soak.json`: "
+    limits = s["server_limits"]
+    timeouts = "header, body and send timeouts" if "send_timeout" in limits else "header and body timeouts"
+    lines = [f"`benchmarks/serve_soak.py` (models: {s['models']}; {timeouts} "
+             f"{limits['header_timeout']} s), `results/serve_soak.json`: "
              f"{s['clients']} clients x {s['requests_per_client']} mixed requests, "
              f"{s['failed_ordinary_requests']} of {s['ordinary_requests']} failed; server tracebacks: "
              f"{s['server_tracebacks']}.", "",
@@ -354,6 +368,7 @@ def serve_soak_block(results_dir: Path = REPO_ROOT / "results") -> str:
              f"| < {s['health_p95_target_s']:g} s | {ok} ({s['health_p95_s'] / s['health_p95_target_s']:.2f}x) |",
              f"| server RSS at the end / at the start | {s['rss_end_over_start']:.2f}x "
              f"({s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB) | <= {s['rss_target_ratio']:g}x | {rss_ok} |",
+             *_sigterm_row(s),
              "", "| abusive request (one at a time) | answer | seconds |", "|---|---|---|"]
     lines += [f"| {a['kind'].replace('_', ' ')} | {a['outcome']} | {a['seconds']:.2f} |" for a in s["abusive_requests"]]
     return "\n".join([SOAK_START, *lines, SOAK_END])
