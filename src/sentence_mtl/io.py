@@ -33,12 +33,16 @@ LOCK_NAME = ".lock"
 
 
 @contextmanager
-def folder_lock(folder: str | Path, who: str):
+def folder_lock(folder: str | Path, who: str, held: bool = True):
     """One writer per folder: ``folder/.lock`` holds the owner's pid under an exclusive ``flock``,
     which the operating system releases when the owner exits, however it exits (no stale lock
-    after a kill). A second writer gets an :class:`InputError` naming the owner's pid."""
+    after a kill). A second writer gets an :class:`InputError` naming the owner's pid.
+    ``held=False``: no lock (the other processes of a distributed run, whose main one holds it)."""
     import fcntl
 
+    if not held:
+        yield
+        return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     f = open(folder / LOCK_NAME, "a+")

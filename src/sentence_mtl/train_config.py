@@ -134,6 +134,17 @@ class TrainConfig:
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 
+    def check_fits(self, model) -> None:
+        """What this config asks of a built (and frozen) ``MultiTaskModel``: positions for its
+        max_seq_length, and something left to train after ``freeze``."""
+        positions = getattr(model.encoder.backbone.config, "max_position_embeddings", None)
+        if positions is not None and self.max_seq_length > positions:
+            raise ConfigError(f"training config key 'max_seq_length' must be at most the model's {positions} "
+                              f"positions, got {self.max_seq_length}.")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ConfigError(f"training config key 'freeze' {list(self.freeze)} freezes every weight, "
+                              "leaving nothing to train; freeze fewer parts (heads are usually trained).")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

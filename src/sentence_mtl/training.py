@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 
 from .batch_plan import (MISSING, Source, length_grouped_batches, epoch_plan,  # noqa: F401 (re-exported)
                          load_training_data, sampling_probabilities)
-from .checkpoint import (CheckpointError, atomic_dir, load_state, recover_dir, restore_rng_states,
-                         rng_states, save_state, verify_dir)
+from .checkpoint import (CheckpointError, atomic_dir, check_trainer_state, load_state, recover_dir,
+                         restore_rng_states, rng_states, save_state, verify_dir)
 from .data import TaskData
 from .evaluation import task_metrics
 from .io import InputError, folder_lock, write_json
@@ -170,7 +170,7 @@ class Trainer:
             except (ValueError, IndexError, KeyError) as e:
                 raise ConfigError(f"training config key 'freeze': cannot freeze {part!r} ({e}); use encoder, "
                                   "embeddings, layer.<i>, top.<k>, heads, head.<task> or lora.") from None
-        self._check_fits_model()
+        config.check_fits(self.model)
         self.weighting = LossWeighting(self.model.tasks, config.loss_weighting, config.static_weights)
         tokenizer = self.model.encoder.tokenizer
         self.features = {s.name: tokenizer(s.texts, truncation=True, max_length=config.max_seq_length)
@@ -187,17 +187,6 @@ class Trainer:
         self.objective, self.optimizer = self.accelerator.prepare(objective, optimizer)
         self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_metric": -math.inf,
                       "best_step": None, "evals_without_improvement": 0, "stopped_early": False}
-
-    def _check_fits_model(self) -> None:
-        """What the config asks of this model: positions for its max_seq_length, and something
-        left to train after freezing."""
-        positions = getattr(self.model.encoder.backbone.config, "max_position_embeddings", None)
-        if positions is not None and self.config.max_seq_length > positions:
-            raise ConfigError(f"training config key 'max_seq_length' must be at most the model's {positions} "
-                              f"positions, got {self.config.max_seq_length}.")
-        if not any(p.requires_grad for p in self.model.parameters()):
-            raise ConfigError(f"training config key 'freeze' {list(self.config.freeze)} freezes every weight, "
-                              "leaving nothing to train; freeze fewer parts (heads are usually trained).")
 
     # ---- persistence
 
@@ -254,13 +243,11 @@ class Trainer:
             restore_rng_states(saved["rng"])
             if not isinstance(saved["trainer"], dict) or set(saved["trainer"]) != set(self.state):
                 raise KeyError(f"trainer state keys {sorted(saved['trainer'])}")
-            _check_trainer_state(saved["trainer"], directory)
-        except CheckpointError:
-            raise
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             detail = " ".join(str(e).split())
             raise CheckpointError(f"Checkpoint {directory} does not fit this model ({detail[:300]}). Delete it or "
                                   "pass --restart to start over.") from e
+        check_trainer_state(saved["trainer"], directory)
         self.state = saved["trainer"]
         if self.accelerator.is_main_process:  # the log, as it was at the checkpoint
             shutil.copy(directory / "log.jsonl", self.log_path)
@@ -358,9 +345,7 @@ class Trainer:
     def run(self, resume: bool = True) -> tuple[MultiTaskModel, list[dict]]:
         """Train to the end (or early stop); returns the best model and the log entries. The main
         process holds ``output_dir``'s lock meanwhile: a second trainer on it is refused."""
-        if not self.accelerator.is_main_process:
-            return self._run(resume)
-        with folder_lock(self.output_dir, "trainer"):
+        with folder_lock(self.output_dir, "trainer", held=self.accelerator.is_main_process):
             return self._run(resume)
 
     def _run(self, resume: bool) -> tuple[MultiTaskModel, list[dict]]:
@@ -390,25 +375,6 @@ class Trainer:
         best = MultiTaskModel.from_pretrained(self.best_dir / "model") if self.best_dir.exists() else \
             self.accelerator.unwrap_model(self.objective).model
         return best, read_log(self.log_path)
-
-
-# the trainer's counters in a checkpoint: (test, what the value must be)
-_TRAINER_STATE = {
-    **{key: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
-       for key in ("epoch", "step_in_epoch", "global_step", "evals_without_improvement")},
-    "best_step": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-                  "an integer >= 0 or null"),
-    "best_metric": (lambda v: isinstance(v, float) and not math.isnan(v), "a number"),
-    "stopped_early": (lambda v: isinstance(v, bool), "true or false"),
-}
-
-
-def _check_trainer_state(state: dict, directory: Path) -> None:
-    """A checkpoint's counters checked like a config (its checksum proves integrity, not sense)."""
-    for key, (ok, expected) in _TRAINER_STATE.items():
-        if not ok(state[key]):
-            raise CheckpointError(f"Checkpoint {directory}: trainer.{key} must be {expected}, got "
-                                  f"{json.dumps(state[key])[:60]}. Delete it or pass --restart to start over.")
 
 
 def json_line(entry: dict) -> str:
