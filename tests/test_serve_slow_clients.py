@@ -131,6 +131,7 @@ def test_a_lone_surrogate_where_a_list_belongs_is_a_422(server, body):
     b"GET /health HTTP/1.1 extra\r\nHost: x\r\n\r\n",
     b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
     b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999999\r\n\r\n",
     b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n",
 ])
 def test_requests_the_protocol_cannot_parse_get_a_json_400(server, head):

@@ -36,24 +36,16 @@ LOCK_NAME = ".lock"
 def folder_lock(folder: str | Path, who: str, held: bool = True):
     """One writer per folder: ``folder/.lock`` holds the owner's pid under an exclusive ``flock``,
     which the operating system releases when the owner exits, however it exits (no stale lock
-    after a kill). A second writer gets an :class:`InputError` naming the owner's pid.
-    ``held=False``: no lock (the other processes of a distributed run, whose main one holds it)."""
-    import fcntl
-
+    after a kill). A second writer gets an :class:`InputError` naming the owner's pid. The file
+    is removed on release. ``held=False``: no lock (the other processes of a distributed run,
+    whose main one holds it)."""
     if not held:
         yield
         return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    f = open(folder / LOCK_NAME, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        owner = f.read().strip() or "unknown"
-        f.close()
-        raise InputError(f"{folder} is in use by another {who} (pid {owner}); wait for it to finish, or give "
-                         "another folder.") from None
+    path = folder / LOCK_NAME
+    f = _locked(path, folder, who)
     try:
         f.seek(0)
         f.truncate()
@@ -61,7 +53,31 @@ def folder_lock(folder: str | Path, who: str, held: bool = True):
         f.flush()
         yield
     finally:
-        f.close()  # releases the lock; the file stays (removing it could let two owners in)
+        path.unlink(missing_ok=True)  # still locked: no one else can hold this file meanwhile
+        f.close()
+
+
+def _locked(path: Path, folder: Path, who: str):
+    """The lock file, open and flocked; retried when its owner removed it between our open and
+    our lock (we would hold a file no longer in the folder)."""
+    import fcntl
+
+    while True:
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise InputError(f"{folder} is in use by another {who} (pid {owner}); wait for it to finish, or "
+                             "give another folder.") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
+        f.close()
 
 
 def make_readable(folder: str | Path) -> None:
