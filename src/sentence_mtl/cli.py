@@ -44,8 +44,8 @@ EMBED_CHUNK = 4096  # texts read, encoded and written at a time: bounded memory 
 
 def cmd_embed(args) -> None:
     """Streams the input: a pass that checks and counts every line (before the model loads),
-    then chunks of :data:`EMBED_CHUNK` texts encoded into a ``.npy`` mapped from the temporary
-    output file, renamed into place once complete."""
+    then chunks of :data:`EMBED_CHUNK` texts encoded and appended to the temporary ``.npy``
+    (its header written first, for the counted shape), renamed into place once complete."""
     import numpy as np
     from tqdm import tqdm
 
@@ -59,19 +59,20 @@ def cmd_embed(args) -> None:
                                               normalize=not args.no_normalize)
     if args.int8:
         encoder = encoder.onnx_int8()
-    with output_file(output) as tmp:
-        vectors = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, encoder.dim))
+    with output_file(output) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                "shape": (total, encoder.dim)})
         done, chunk = 0, []
         with tqdm(total=total, desc="embed", unit=" texts") as bar:
             for text in iter_input_texts(args.input):
                 chunk.append(text)
                 if len(chunk) == EMBED_CHUNK or done + len(chunk) == total:
-                    vectors[done:done + len(chunk)] = encoder.encode(chunk, batch_size=args.batch_size)
+                    f.write(np.ascontiguousarray(encoder.encode(chunk, batch_size=args.batch_size),
+                                                 dtype=np.float32).tobytes())
                     done += len(chunk)
                     bar.update(len(chunk))
                     chunk = []
-        vectors.flush()
-        del vectors
         if done != total or chunk:
             raise InputError(f"Input file {args.input} changed while it was read ({total} texts, then "
                              f"{done + len(chunk)}); run the command again once it is complete.")
