@@ -13,22 +13,28 @@ warms it up, then runs, at the same time:
 * one abusive client sending one abusive request at a time, in turn: a body declared over the
   cap, a chunked body that never ends, a list of 1.6 million empty strings (6.4 MB, under the
   cap), an object of 600,000 unknown keys, half-sent headers held open, 200 half-open connections
-  beside one ordinary request (which must get 200), an unfinished body, a lone surrogate; each abusive
-  request must be refused (4xx, or the connection dropped by the server's timeouts);
+  beside one ordinary request (which must get 200), an unfinished body, a lone surrogate, 8 MB
+  bodies of 2.8 million empty arrays and of 1.7 million ``[[]]``, and four slow readers (each
+  pipelines ~2 MB ``/similar`` answers and never reads them); each abusive request must be refused
+  (4xx, or the connection dropped by the server's timeouts);
 * a monitor polling ``GET /health`` every 50 ms and sampling the server's RSS.
+
+Then, with four slow readers connected again, it sends the server SIGTERM and times its exit
+(target: within ``shutdown_timeout`` + 10 s, the documented bound; ``shutdown_timeout`` is 1 s here).
 
 It prints p50/p95/max of ``/health`` over the whole run (target p95 < 1 s) and the server's RSS
 before and after (target: back within 20% of its start), each with its ratio to the target,
 and writes them to ``results/serve_soak.json``. It exits 1 if a target is missed or an
 ordinary request failed. Bounded: the run stops after ``--max-seconds``; only 127.0.0.1 is used.
-The server's header and body timeouts are shortened to ``--timeouts`` seconds so that the held
-connections are dropped within the run.
+The server's header, body and send timeouts are shortened to ``--timeouts`` seconds so that the
+held connections are dropped within the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import sys
 import tempfile
@@ -52,6 +58,11 @@ SENTENCES = ["Stocks rallied after the earnings report.", "What a wonderful, mov
              "The home team won the final in extra time.", "Oil prices fell for a third day.",
              "The service was slow and the food was cold.", "Scientists found water ice on the moon."]
 HEALTH_TARGET_S = 1.0
+SHUTDOWN_TIMEOUT = 1  # the server's, for the SIGTERM measurement
+SHUTDOWN_ALLOWANCE = 10  # documented: connections aborted at shutdown_timeout, work cancelled 10 s later
+# 256 documents of 2000 four-byte characters: a /similar answer of ~2 MB that echoes them
+BIG_SIMILAR = json.dumps({"query": "q", "documents": ["\U0001f600" * 2000] * 256, "top_k": 256},
+                         ensure_ascii=False).encode()
 RSS_TARGET = 1.2  # end RSS / start RSS
 
 
@@ -76,6 +87,40 @@ def ordinary_request(client: httpx.Client, i: int, j: int) -> str | None:
 
 def _head(path: str, extra: str) -> bytes:
     return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}\r\n".encode()
+
+
+def slow_readers(port: int, n: int = 4, pipelined: int = 4) -> list[socket.socket]:
+    """``n`` connections, each pipelining ``pipelined`` big /similar requests and never reading."""
+    head = (f"POST /similar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(BIG_SIMILAR)}\r\n\r\n").encode()
+    held = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, set before connecting
+        s.connect(("127.0.0.1", port))
+        threading.Thread(target=_send_quietly, args=(s, (head + BIG_SIMILAR) * pipelined), daemon=True).start()
+        held.append(s)
+    return held
+
+
+def _send_quietly(s: socket.socket, data: bytes) -> None:
+    try:
+        s.sendall(data)
+    except OSError:  # the server closed the connection
+        pass
+
+
+def _closed_by_server(s: socket.socket, timeout: float) -> bool:
+    """Drain what the server sent until it closes (True) or ``timeout`` passes (False)."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return False
+    return True
 
 
 def abusive_requests(port: int, max_body: int, wait: float):
@@ -130,9 +175,29 @@ def abusive_requests(port: int, max_body: int, wait: float):
             for s in held:
                 s.close()
 
+    def tiny_items(item: str, count: int):
+        def send():
+            body = ('{"texts":[' + ",".join([item] * count) + "]}").encode()
+            r = httpx.post(f"http://127.0.0.1:{port}/embed", content=body,
+                           headers={"content-type": "application/json"}, timeout=wait)
+            return f"HTTP {r.status_code}, {len(r.content)} bytes back for {len(body) / 1e6:.1f} MB of {item} items"
+        return send
+
+    def never_read():
+        """Four connections pipelining ~2 MB answers they never read; closed by the send timeout."""
+        start, held = time.monotonic(), slow_readers(port)
+        try:
+            closed = sum(_closed_by_server(s, timeout=wait + 30) for s in held)
+            return f"{closed} of {len(held)} closed by the server after {time.monotonic() - start:.1f} s"
+        finally:
+            for s in held:
+                s.close()
+
     return [("declared_too_large", declared_too_large), ("endless_chunks", endless_chunks),
             ("huge_list", huge_list), ("unknown_keys", unknown_keys), ("slow_headers", slow_headers),
-            ("half_open_flood", half_open_flood), ("unfinished_body", unfinished_body), ("surrogate", surrogate)]
+            ("half_open_flood", half_open_flood), ("unfinished_body", unfinished_body), ("surrogate", surrogate),
+            ("empty_arrays", tiny_items("[]", 2_790_000)), ("nested_empty_arrays", tiny_items("[[]]", 1_670_000)),
+            ("slow_readers", never_read)]
 
 
 def soak(url: str, pid: int, args) -> dict:
@@ -217,6 +282,44 @@ def soak(url: str, pid: int, args) -> dict:
     }
 
 
+def sigterm_with_slow_readers(url: str, proc) -> dict:
+    """SIGTERM once four slow readers hold requests; the seconds until the process has exited."""
+    held = slow_readers(int(url.rsplit(":", 1)[1]))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until their answers are computed and waiting to be read
+            try:
+                if httpx.get(url + "/health", timeout=5).status_code == 200 and _held_answers(held):
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=SHUTDOWN_TIMEOUT + SHUTDOWN_ALLOWANCE + 30)
+            seconds = round(time.monotonic() - start, 2)
+        except Exception:  # still running: recorded as missed (the caller's context kills it)
+            seconds = None
+    finally:
+        for s in held:
+            s.close()
+    return {"sigterm_slow_readers": len(held), "sigterm_exit_s": seconds,
+            "shutdown_timeout_s": SHUTDOWN_TIMEOUT, "sigterm_target_s": SHUTDOWN_TIMEOUT + SHUTDOWN_ALLOWANCE}
+
+
+def _held_answers(held: list[socket.socket]) -> bool:
+    """Whether every slow reader has answer bytes waiting (peeked, not read)."""
+    for s in held:
+        s.settimeout(0.01)
+        try:
+            if not s.recv(1, socket.MSG_PEEK):
+                return False
+        except (socket.timeout, BlockingIOError):
+            return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
@@ -229,11 +332,13 @@ def main() -> int:
 
     trained = (REPO / "models/multitask", REPO / "models/retrieval/best")
     use_trained = args.models == "trained" or (args.models == "auto" and all(p.is_dir() for p in trained))
-    env = {"SENTENCE_MTL_HEADER_TIMEOUT": str(args.timeouts), "SENTENCE_MTL_BODY_TIMEOUT": str(args.timeouts)}
+    env = {"SENTENCE_MTL_HEADER_TIMEOUT": str(args.timeouts), "SENTENCE_MTL_BODY_TIMEOUT": str(args.timeouts),
+           "SENTENCE_MTL_SEND_TIMEOUT": str(args.timeouts), "SENTENCE_MTL_SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
     with tempfile.TemporaryDirectory(prefix="serve_soak.") as tmp:
         models = trained if use_trained else build_service_models(Path(tmp), build_tiny_bert(Path(tmp) / "bert"))
         with running_server(*models, Path(tmp) / "server.log", env=env) as (url, proc):
             result = soak(url, proc.pid, args)
+            result.update(sigterm_with_slow_readers(url, proc))
         log = (Path(tmp) / "server.log").read_text()
     result["models"] = "trained" if use_trained else "tiny (random weights)"
     result["server_tracebacks"] = log.count("Traceback")
@@ -241,6 +346,7 @@ def main() -> int:
 
     ok_health = result["health_p95_s"] < HEALTH_TARGET_S
     ok_rss = result["rss_end_over_start"] <= RSS_TARGET
+    ok_sigterm = result["sigterm_exit_s"] is not None and result["sigterm_exit_s"] <= result["sigterm_target_s"]
     print(f"{args.clients} clients x {args.requests} mixed requests + 1 abusive client, {result['models']} models, "
           f"{result['wall_seconds']:.1f} s")
     print(f"ordinary requests failed: {result['failed_ordinary_requests']} of {result['ordinary_requests']}")
@@ -255,8 +361,12 @@ def main() -> int:
     print(f"server RSS: start {result['rss_start_mb']:.0f} MB, peak {result['rss_peak_mb']:.0f} MB, "
           f"end {result['rss_end_mb']:.0f} MB; end / start = {result['rss_end_over_start']:.3f} "
           f"(target <= {RSS_TARGET}) {'(met)' if ok_rss else '(MISSED)'}")
+    print(f"SIGTERM with {result['sigterm_slow_readers']} slow readers connected: exited in "
+          f"{result['sigterm_exit_s']} s (shutdown_timeout {SHUTDOWN_TIMEOUT} s; target <= "
+          f"{result['sigterm_target_s']} s) {'(met)' if ok_sigterm else '(MISSED)'}")
     print(f"server log tracebacks: {result['server_tracebacks']}; written to {args.output}")
-    return 0 if ok_health and ok_rss and not result["failures"] and not result["server_tracebacks"] else 1
+    return 0 if (ok_health and ok_rss and ok_sigterm and not result["failures"]
+                 and not result["server_tracebacks"]) else 1
 
 
 if __name__ == "__main__":

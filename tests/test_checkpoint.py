@@ -146,6 +146,32 @@ def test_non_finite_loss_stops_the_run(run_copy):
     assert max(e["step"] for e in log) < step
 
 
+@pytest.mark.parametrize("key, value, expected", [("global_step", "many", "an integer >= 0"),
+                                                  ("best_metric", None, "a number"),
+                                                  ("stopped_early", 1, "true or false")])
+def test_a_checkpoint_counter_of_the_wrong_type_is_refused(run_copy, key, value, expected):
+    """Checked like a config: a checksum rewritten to match proves integrity, not sense."""
+    config_path, run = run_copy
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    state["trainer"][key] = value
+    (run / "checkpoint" / "state.json").write_text(json.dumps(state))
+    (run / "checkpoint" / "manifest.json").unlink()
+    write_manifest(run / "checkpoint")
+    assert_one_line_error(resume(config_path, run), f"trainer.{key} must be {expected}", "--restart")
+
+
+def test_a_second_trainer_on_the_same_folder_is_refused(run_copy):
+    """The first holds output_dir/.lock (here: this process, as a running trainer would)."""
+    from sentence_mtl.io import folder_lock
+
+    config_path, run = run_copy
+    log_before = (run / "log.jsonl").read_text()
+    with folder_lock(run, "trainer"):
+        result = resume(config_path, run)
+    assert_one_line_error(result, f"{run} is in use by another trainer (pid {os.getpid()})")
+    assert (run / "log.jsonl").read_text() == log_before  # nothing written twice
+
+
 def test_checkpoint_of_another_config_is_refused(run_copy, tmp_path):
     config_path, run = run_copy
     other = tmp_path / "other.json"

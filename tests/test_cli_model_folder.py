@@ -67,6 +67,13 @@ CORRUPTIONS = [
     ("no tokenizer files", "tokenizer", lambda m: remove_tokenizer_files(m / "encoder")),
     ("NaN in a head", "heads.safetensors", lambda m: poison(m / "heads.safetensors", float("nan"))),
     ("infinity in the encoder", "model.safetensors", lambda m: poison(m / "encoder" / "model.safetensors", float("inf"))),
+    ("one bit flipped in a head (still finite)", "heads.safetensors: does not match its checksum",
+     lambda m: flip_bit(m / "heads.safetensors")),
+    ("one bit flipped in the encoder", "model.safetensors: does not match its checksum",
+     lambda m: flip_bit(m / "encoder" / "model.safetensors")),
+    ("a label name repeated", "distinct label names",
+     lambda m: edit_json(m / "multitask_config.json",
+                         lambda c: c["heads"][0]["label_names"].__setitem__(1, c["heads"][0]["label_names"][0]))),
     ("two heads of one task", "heads[1].task",
      lambda m: edit_json(m / "multitask_config.json", lambda c: c["heads"][1].update(task=c["heads"][0]["task"]))),
 ]
@@ -86,6 +93,20 @@ def poison(weights: Path, value: float) -> None:
     name = next(k for k, t in tensors.items() if t.is_floating_point())
     tensors[name].view(-1)[0] = value
     save_file(tensors, str(weights))
+
+
+def flip_bit(weights: Path) -> None:
+    """The lowest bit of the first weight's lowest byte: the value stays finite, the file loads."""
+    data = bytearray(weights.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")  # safetensors: header length, header, tensors
+    data[start] ^= 1
+    weights.write_bytes(bytes(data))
+
+
+def test_a_folder_saved_without_checksums_loads(model_dir, tmp_path):
+    copy = damaged_copy(model_dir, tmp_path, lambda m: [(m / "checksums.json").unlink(),
+                                                         (m / "encoder" / "checksums.json").unlink()])
+    assert MultiTaskModel.from_pretrained(copy).tasks == ["topic", "sentiment"]
 
 
 def damaged_copy(model_dir: Path, tmp_path: Path, damage) -> Path:
@@ -203,10 +224,15 @@ def test_unreadable_record_file_is_reported_before_scoring(model_dir, tmp_path, 
     assert record.read_text() == content
 
 
-def test_malformed_training_summary(model_dir, tmp_path, capsys):
+def test_malformed_training_summary(model_dir, tmp_path, capsys, monkeypatch):
     copy = tmp_path / "model"
     shutil.copytree(model_dir, copy)
     (copy / "training_summary.json").write_text("{")
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored before the training summary was checked")
+
+    monkeypatch.setattr("sentence_mtl.training.evaluate", no_scoring)  # refused before the work
     code = main(["evaluate", "--model", str(copy), "--task", "sentiment", "--data-dir", str(SAMPLE_DATA_DIR),
                  "--record", str(tmp_path / "results.json")])
     assert_one_error_line(code, capsys.readouterr().err, "training_summary.json", "not valid JSON")
@@ -225,7 +251,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tiny_model_dir, tmp_path):
                                 "--input", str(src), "--output", str(out), "--batch-size", "1"],
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
     stderr, deadline = b"", time.monotonic() + 120
-    while b"encode" not in stderr and time.monotonic() < deadline:  # the progress bar: encoding has begun
+    while b"embed" not in stderr and time.monotonic() < deadline:  # the progress bar: encoding has begun
         chunk = os.read(process.stderr.fileno(), 4096)
         if not chunk:
             break

@@ -47,6 +47,21 @@ def test_train_rejects_unknown_config_key(tmp_path, capsys):
     assert "epochz" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("values, message", [
+    ({"freeze": ["encoder", "heads"]}, "training config key 'freeze' ['encoder', 'heads'] freezes every weight"),
+    ({"max_seq_length": 129}, "training config key 'max_seq_length' must be at most the model's 128 positions"),
+])
+def test_train_refuses_a_config_its_model_cannot_run(tmp_path, tiny_model_dir, capsys, values, message):
+    """Checked against the built model, before a step is trained (the tiny BERT has 128 positions)."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model": tiny_model_dir, "epochs": 1, "batch_size": 8,
+                                  "output_dir": str(tmp_path / "run"), **values}))
+    assert main(["train", "--config", str(config), "--data-dir", str(SAMPLE_DATA_DIR)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
 def test_predict_writes_labels_and_probabilities(tmp_path, saved_model):
     texts = tmp_path / "in.txt"
     texts.write_text("Stocks rallied on Friday.\nWhat a lovely day!\n")

@@ -404,6 +404,8 @@ def test_service_limits_precedence():
         ServiceLimits(max_documents=0)
     with pytest.raises(ValueError, match="MAX_BUFFERED_BYTES"):
         ServiceLimits(max_body_bytes=10, max_buffered_bytes=9)
+    with pytest.raises(ValueError, match="MAX_BODY_ITEMS"):  # a request of max_texts texts could not be read
+        ServiceLimits(max_texts=200_000)
     json.dumps(limits.__dict__)  # plain data, reported by /health
 
 

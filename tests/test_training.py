@@ -171,8 +171,12 @@ def test_config_rejects_unknown_keys():
 
 @pytest.mark.parametrize("values, fragments", [
     ({"epochs": "two"}, ["'epochs'", "an integer", "'two' (a string)"]),
-    ({"batch_size": 0}, ["'batch_size'", "an integer >= 1", "got 0"]),
-    ({"encoder_lr": -1e-5}, ["'encoder_lr'", "a number >= 0", "-1e-05"]),
+    ({"batch_size": 0}, ["'batch_size'", "an integer from 1 to 2147483647", "got 0"]),
+    ({"encoder_lr": -1e-5}, ["'encoder_lr'", "a number from 0 to 1", "-1e-05"]),
+    ({"encoder_lr": 1e300}, ["'encoder_lr'", "a number from 0 to 1", "1e+300"]),
+    ({"seed": 2**64}, ["'seed'", "an integer from 0 to 4294967295", str(2**64)]),
+    ({"data_seed": -1}, ["'data_seed'", "an integer from 0 to 4294967295"]),
+    ({"batch_size": 2**40}, ["'batch_size'", "an integer from 1 to 2147483647"]),
     ({"head_hidden_dim": 1.5}, ["'head_hidden_dim'", "an integer or null", "1.5"]),
     ({"epochs": True}, ["'epochs'", "an integer", "True (a boolean)"]),
     ({"tasks": "topic"}, ["'tasks'", "a list of non-empty strings", "'topic' (a string)"]),
@@ -213,7 +217,10 @@ def test_config_converts_json_types():
 
 @pytest.mark.parametrize("content, fragment", [
     ('{"epochs": "two"}', "training config key 'epochs' must be an integer, got 'two'"),
-    ('{"batch_size": 0}', "training config key 'batch_size' must be an integer >= 1, got 0"),
+    ('{"batch_size": 0}', "training config key 'batch_size' must be an integer from 1 to 2147483647, got 0"),
+    ('{"seed": 18446744073709551616}', "training config key 'seed' must be an integer from 0 to 4294967295"),
+    ('{"encoder_lr": 1e300}', "training config key 'encoder_lr' must be a number from 0 to 1"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
     ('{"epochs": 2', "not valid JSON"),
 ])
 def test_cli_train_rejects_bad_config_in_one_line(tmp_path, content, fragment):
@@ -239,6 +246,18 @@ def test_cli_train_refuses_an_output_folder_that_is_a_file(tmp_path, flag):
                              flag, str(occupied)], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {flag}{' (or the config' + chr(39) + 's output_dir)' if flag == '--output-dir' else ''} {occupied} is a file; give a folder path."]
+
+
+def test_freezing_every_weight_is_a_config_error(tmp_path, tiny_model_dir):
+    sources, val = toy_data()
+    with pytest.raises(ConfigError, match="'freeze'.*freezes every weight"):
+        Trainer(toy_config(tmp_path, tiny_model_dir, freeze=("encoder", "heads")), sources, val, show_progress=False)
+
+
+def test_max_seq_length_past_the_models_positions_is_a_config_error(tmp_path, tiny_model_dir):
+    sources, val = toy_data()  # the tiny BERT has 128 positions
+    with pytest.raises(ConfigError, match="'max_seq_length' must be at most the model's 128 positions, got 129"):
+        Trainer(toy_config(tmp_path, tiny_model_dir, max_seq_length=129), sources, val, show_progress=False)
 
 
 def test_unknown_freeze_part_is_a_config_error(tmp_path, tiny_model_dir):

@@ -222,6 +222,25 @@ def _decode(value, tensors: dict):
     return {k: _decode(v, tensors) for k, v in value.items()}
 
 
+# the trainer's counters in a checkpoint: (test, what the value must be)
+_TRAINER_STATE = {
+    **{key: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
+       for key in ("epoch", "step_in_epoch", "global_step", "evals_without_improvement")},
+    "best_step": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+                  "an integer >= 0 or null"),
+    "best_metric": (lambda v: isinstance(v, float) and not math.isnan(v), "a number"),
+    "stopped_early": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def check_trainer_state(state: dict, directory: Path) -> None:
+    """A checkpoint's counters checked like a config (its checksum proves integrity, not sense)."""
+    for key, (ok, expected) in _TRAINER_STATE.items():
+        if not ok(state[key]):
+            raise CheckpointError(f"Checkpoint {directory}: trainer.{key} must be {expected}, got "
+                                  f"{json.dumps(state[key])[:60]}. Delete it or pass --restart to start over.")
+
+
 # --------------------------------------------------------------------------- random generators
 
 

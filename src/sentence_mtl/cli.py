@@ -39,24 +39,44 @@ INT8_HELP = ("run the transformer in ONNX Runtime with int8 weights (per-channel
              "quality measured in benchmarks/int8_onnx.py")
 
 
-def cmd_embed(args) -> None:
-    import numpy as np
+EMBED_CHUNK = 4096  # texts read, encoded and written at a time: bounded memory for any input size
 
-    from .io import check_output_path, output_file, read_input_texts
+
+def cmd_embed(args) -> None:
+    """Streams the input: a pass that checks and counts every line (before the model loads),
+    then chunks of :data:`EMBED_CHUNK` texts encoded and appended to the temporary ``.npy``
+    (its header written first, for the counted shape), renamed into place once complete."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from .io import InputError, check_output_path, iter_input_texts, output_file
 
     output = check_output_path(args.output, ".npy", args.input)
-    texts = read_input_texts(args.input)
+    total = sum(1 for _ in iter_input_texts(args.input))
     from .encoder import SentenceEncoder  # after the checks of the paths: it loads torch (seconds)
 
     encoder = SentenceEncoder.from_pretrained(args.model, pooling=args.pooling,
                                               normalize=not args.no_normalize)
     if args.int8:
         encoder = encoder.onnx_int8()
-    embeddings = encoder.encode(texts, batch_size=args.batch_size, show_progress=True)
-    with output_file(output) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, embeddings)
-    print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output}")
+    with output_file(output) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                "shape": (total, encoder.dim)})
+        done, chunk = 0, []
+        with tqdm(total=total, desc="embed", unit=" texts") as bar:
+            for text in iter_input_texts(args.input):
+                chunk.append(text)
+                if len(chunk) == EMBED_CHUNK or done + len(chunk) == total:
+                    f.write(np.ascontiguousarray(encoder.encode(chunk, batch_size=args.batch_size),
+                                                 dtype=np.float32).tobytes())
+                    done += len(chunk)
+                    bar.update(len(chunk))
+                    chunk = []
+        if done != total or chunk:
+            raise InputError(f"Input file {args.input} changed while it was read ({total} texts, then "
+                             f"{done + len(chunk)}); run the command again once it is complete.")
+    print(f"wrote {total} x {encoder.dim} embeddings to {output}")
 
 
 def cmd_train(args) -> None:
@@ -117,6 +137,8 @@ def cmd_evaluate(args) -> None:
     from .io import InputError
 
     existing_records = _read_records(args.record) if args.record else None
+    if args.record:  # the record takes the model's training summary: checked before the scoring
+        _read_summary(args.model)
     if args.task not in TASKS:
         raise InputError(f"Unknown task {args.task!r}; known tasks: {sorted(TASKS)}.")
     # the data first: a bad data folder is reported before the model is loaded (seconds)
@@ -164,6 +186,24 @@ def _read_records(path) -> list[dict]:
     return records
 
 
+def _read_summary(model_dir) -> dict:
+    """The model folder's ``training_summary.json`` ({} without one), checked before any scoring."""
+    import json
+
+    from .io import InputError
+
+    summary_path = Path(model_dir) / "training_summary.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{summary_path} is not valid JSON ({e}). Re-create the model with "
+                         "`make train`, or remove that file.") from e
+    if not isinstance(summary, dict):
+        raise InputError(f"{summary_path} must hold a JSON object. Re-create the model with `make train`, "
+                         "or remove that file.")
+    return summary
+
+
 def _write_record(args, model, data, metrics, records) -> list[dict]:
     """Add (or replace) this task's record in a results file (the record format of docs/design.md);
     returns the records now in the file. ``args``: model, record, task and split."""
@@ -173,15 +213,7 @@ def _write_record(args, model, data, metrics, records) -> list[dict]:
     from .io import InputError
     from .results import make_record, write_records
 
-    summary_path = Path(args.model) / "training_summary.json"
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{summary_path} is not valid JSON ({e}). Re-create the model with `make train`, "
-                         "or remove that file.") from e
-    if not isinstance(summary, dict):
-        raise InputError(f"{summary_path} must hold a JSON object. Re-create the model with `make train`, "
-                         "or remove that file.")
+    summary = _read_summary(args.model)
     config = model.training_config
     path = Path(args.record)
     records = [r for r in records if not (r["task"] == args.task and r["split"] == args.split)]
@@ -316,10 +348,22 @@ def _serve_errors() -> tuple:
     return (serve.ModelNotFound,) if serve is not None else ()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every ``finally`` runs (temporary output
+    files are removed) just as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     # The backbone ships as an installed package, so the command never needs the model hub;
     # users who want a hub model set HF_HUB_OFFLINE=0. The library itself leaves this alone.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # `serve`: uvicorn installs its own meanwhile
     try:
         from .data import DataError
         from .io import InputError
@@ -330,9 +374,12 @@ def main(argv: list[str] | None = None) -> int:
         except (InputError, DataError, *_serve_errors()) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    except KeyboardInterrupt:  # outputs are written through atomic_path: nothing half-written is left
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # outputs are written through atomic_path: nothing half-written is left
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

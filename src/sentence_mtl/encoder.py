@@ -25,7 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from .config import DEFAULT_MODEL
 from .model_folder import (ModelLoadError, UnreadablePart, check, check_finite, check_positive_int,
-                           check_tokenizer_files, read_json_object, reading)
+                           check_tokenizer_files, read_json_object, reading, verify_checksums, write_checksums)
 
 hf_logging.disable_progress_bar()  # a bar per weight-loading is noise in notebooks and logs
 
@@ -182,6 +182,7 @@ class SentenceEncoder(nn.Module):
             save_file({k: v.contiguous() for k, v in self.projection.state_dict().items()},
                       str(directory / PROJECTION_WEIGHTS))
         (directory / ENCODER_CONFIG).write_text(json.dumps(self.settings(), indent=2))
+        write_checksums(directory)
 
     @classmethod
     def _load_saved(cls, directory: Path) -> "SentenceEncoder":
@@ -213,6 +214,7 @@ class SentenceEncoder(nn.Module):
             with reading(PROJECTION_WEIGHTS):
                 encoder.projection.load_state_dict(load_file(str(directory / PROJECTION_WEIGHTS)))
                 check_finite(encoder.projection.named_parameters())
+        verify_checksums(directory)  # last: a damaged file that still loads, e.g. one flipped bit
         return encoder.eval()
 
     def settings(self) -> dict:

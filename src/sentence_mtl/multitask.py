@@ -20,8 +20,7 @@ from torch import nn
 from .data import TASKS
 from .encoder import ENCODER_CONFIG, SentenceEncoder
 from .model_folder import (BadField, ModelLoadError, NotAModelFolder, UnreadablePart, check, check_finite,
-                           check_positive_int,
-                           read_json_object, reading)
+                           check_positive_int, read_json_object, reading, verify_checksums, write_checksums)
 
 CONFIG_NAME = "multitask_config.json"
 HEADS_NAME = "heads.safetensors"
@@ -188,6 +187,7 @@ class MultiTaskModel(nn.Module):
             config = {"heads": [asdict(s) for s in self.specs.values()],
                       "training_config": self.training_config}
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+            write_checksums(tmp)
             make_readable(tmp)
             if directory.exists():
                 shutil.rmtree(directory)
@@ -224,6 +224,7 @@ class MultiTaskModel(nn.Module):
             with reading(HEADS_NAME):
                 model.heads.load_state_dict(load_file(str(directory / HEADS_NAME)))
                 check_finite(model.heads.named_parameters())
+            verify_checksums(directory)  # last: a damaged file that still loads, e.g. one flipped bit
         except UnreadablePart as e:
             raise ModelLoadError(f"{directory} is not a usable multi-task model: {e}. {HOW_TO_REMAKE}",
                                  detail=str(e)) from e
@@ -239,8 +240,10 @@ def _head_specs(heads) -> list[HeadSpec]:
         names = head.get("label_names")
         check(isinstance(head.get("task"), str) and head["task"] != "", f"heads[{i}].task", "a task name",
               head.get("task"))
-        check(isinstance(names, list) and len(names) > 1 and all(isinstance(n, str) for n in names),
+        check(isinstance(names, list) and len(names) > 1 and all(isinstance(n, str) and n for n in names),
               f"heads[{i}].label_names", "a list of at least two label names", names)
+        check(len(set(names)) == len(names), f"heads[{i}].label_names", "distinct label names (a repeated "
+              "name would make two classes one answer)", names)
         check_positive_int(head.get("hidden_dim"), f"heads[{i}].hidden_dim", allow_none=True)
         dropout = head.get("dropout", 0.1)
         check(isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1,

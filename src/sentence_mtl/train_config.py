@@ -126,10 +126,24 @@ class TrainConfig:
                               f"column {e.colno}.") from None
         except ValueError as e:  # NaN / Infinity
             raise ConfigError(f"Training config {path}: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"Training config {path} is nested too deeply to read; a config is one JSON "
+                              "object of TrainConfig fields.") from None
         try:
             return cls.from_dict(values)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
+
+    def check_fits(self, model) -> None:
+        """What this config asks of a built (and frozen) ``MultiTaskModel``: positions for its
+        max_seq_length, and something left to train after ``freeze``."""
+        positions = getattr(model.encoder.backbone.config, "max_position_embeddings", None)
+        if positions is not None and self.max_seq_length > positions:
+            raise ConfigError(f"training config key 'max_seq_length' must be at most the model's {positions} "
+                              f"positions, got {self.max_seq_length}.")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ConfigError(f"training config key 'freeze' {list(self.freeze)} freezes every weight, "
+                              "leaving nothing to train; freeze fewer parts (heads are usually trained).")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,15 +161,19 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows; write a finite number.")
 
 
-# key -> (test, what the value must be); None always passes where the type allows it
+# key -> (test, what the value must be); None always passes where the type allows it. Upper
+# bounds too: a seed past 2**32 - 1 is refused by numpy, a count past 2**31 - 1 by torch, and a
+# learning rate over 1 sends the weights to infinity within a step.
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1
 _RANGES = {
-    **{key: (lambda v: v >= 1, "an integer >= 1") for key in (
+    **{key: (lambda v: 1 <= v <= MAX_COUNT, f"an integer from 1 to {MAX_COUNT}") for key in (
         "batch_size", "epochs", "max_seq_length", "steps_per_epoch", "head_hidden_dim", "eval_every",
         "early_stopping_patience", "average_last", "bucket_size", "log_every", "train_per_class", "val_max_per_task")},
-    "seed": (lambda v: v >= 0, "an integer >= 0"),
-    "data_seed": (lambda v: v >= 0, "an integer >= 0"),
-    **{key: (lambda v: v >= 0, "a number >= 0") for key in (
-        "encoder_lr", "head_lr", "weight_decay", "temperature_alpha")},
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
+    "data_seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
+    **{key: (lambda v: 0 <= v <= 1, "a number from 0 to 1") for key in ("encoder_lr", "head_lr")},
+    **{key: (lambda v: v >= 0, "a number >= 0") for key in ("weight_decay", "temperature_alpha")},
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "warmup_ratio": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "max_grad_norm": (lambda v: v > 0, "a number > 0"),

@@ -33,11 +33,11 @@ from tqdm.auto import tqdm
 
 from .batch_plan import (MISSING, Source, length_grouped_batches, epoch_plan,  # noqa: F401 (re-exported)
                          load_training_data, sampling_probabilities)
-from .checkpoint import (CheckpointError, atomic_dir, load_state, recover_dir, restore_rng_states,
-                         rng_states, save_state, verify_dir)
+from .checkpoint import (CheckpointError, atomic_dir, check_trainer_state, load_state, recover_dir,
+                         restore_rng_states, rng_states, save_state, verify_dir)
 from .data import TaskData
 from .evaluation import task_metrics
-from .io import InputError, write_json
+from .io import InputError, folder_lock, write_json
 from .multitask import MultiTaskModel
 from .train_config import ConfigError, TrainConfig  # noqa: F401 (re-exported)
 
@@ -170,6 +170,7 @@ class Trainer:
             except (ValueError, IndexError, KeyError) as e:
                 raise ConfigError(f"training config key 'freeze': cannot freeze {part!r} ({e}); use encoder, "
                                   "embeddings, layer.<i>, top.<k>, heads, head.<task> or lora.") from None
+        config.check_fits(self.model)
         self.weighting = LossWeighting(self.model.tasks, config.loss_weighting, config.static_weights)
         tokenizer = self.model.encoder.tokenizer
         self.features = {s.name: tokenizer(s.texts, truncation=True, max_length=config.max_seq_length)
@@ -240,12 +241,13 @@ class Trainer:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scheduler.load_state_dict(saved["scheduler"])
             restore_rng_states(saved["rng"])
-            if set(saved["trainer"]) != set(self.state):
+            if not isinstance(saved["trainer"], dict) or set(saved["trainer"]) != set(self.state):
                 raise KeyError(f"trainer state keys {sorted(saved['trainer'])}")
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             detail = " ".join(str(e).split())
             raise CheckpointError(f"Checkpoint {directory} does not fit this model ({detail[:300]}). Delete it or "
                                   "pass --restart to start over.") from e
+        check_trainer_state(saved["trainer"], directory)
         self.state = saved["trainer"]
         if self.accelerator.is_main_process:  # the log, as it was at the checkpoint
             shutil.copy(directory / "log.jsonl", self.log_path)
@@ -341,7 +343,12 @@ class Trainer:
         return plan
 
     def run(self, resume: bool = True) -> tuple[MultiTaskModel, list[dict]]:
-        """Train to the end (or early stop); returns the best model and the log entries."""
+        """Train to the end (or early stop); returns the best model and the log entries. The main
+        process holds ``output_dir``'s lock meanwhile: a second trainer on it is refused."""
+        with folder_lock(self.output_dir, "trainer", held=self.accelerator.is_main_process):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> tuple[MultiTaskModel, list[dict]]:
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.output_dir / "config.json", self.config.to_dict())

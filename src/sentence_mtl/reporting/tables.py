@@ -307,13 +307,24 @@ def runtime(runs: list[dict]) -> dict:
     return {"runtime": markdown(["notebook", *(kinds[k] for k in shown)], rows)}
 
 
+def _sigterm_rows(s: dict) -> list[list]:
+    """The soak's SIGTERM measurement, when the run made one."""
+    if "sigterm_exit_s" not in s:
+        return []
+    seconds = s["sigterm_exit_s"]
+    return [[f"exit after SIGTERM with {s['sigterm_slow_readers']} slow readers connected "
+             f"(`shutdown_timeout` {s['shutdown_timeout_s']} s)",
+             "did not exit" if seconds is None else f"{seconds:.1f} s",
+             f"≤ {s['sigterm_target_s']:g} s (`shutdown_timeout` + 10 s)"]]
+
+
 def soak(s: dict) -> dict:
     return {
         "soak": markdown(
             ["measured", "value", "target"],
             [
                 [
-                    "models served; header and body timeouts",
+                    "models served; header, body and send timeouts",
                     f"{s['models']}; {s['server_limits']['header_timeout']} s",
                     "–",
                 ],
@@ -334,6 +345,7 @@ def soak(s: dict) -> dict:
                     f"{s['rss_end_mb']:.0f} MB)",
                     f"≤ {s['rss_target_ratio']:g}x",
                 ],
+                *_sigterm_rows(s),
             ],
         ),
         "abuse": markdown(

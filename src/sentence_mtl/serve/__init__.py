@@ -15,11 +15,13 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 
 Input is checked strictly (a string where a list belongs is an error, not a list of characters)
 and bounded (:class:`ServiceLimits`, declared in the schema); bodies are read within a size,
-time and memory budget (:mod:`.body`) and connections within uvicorn's limits plus a
-request-head timeout (:mod:`.protocol`). Every 4xx answer is ``{"error": "<one sentence:
+time and memory budget and their items counted before parsing (:mod:`.body`), and connections
+within uvicorn's limits plus a request-head timeout, a send timeout and a shutdown deadline
+(:mod:`.protocol`). Every 4xx answer is ``{"error": "<one sentence:
 what is wrong and how to fix it>", "detail": ...}``; an unexpected failure is a logged 500 with the
 same shape, and the server keeps running. Inference is CPU-bound, so the model endpoints are
-plain ``def`` functions (run in the threadpool); ``/health`` answers from the event loop.
+plain ``def`` functions (run in the threadpool); ``/health`` answers from the event loop, from
+memory, outside the concurrency cap.
 
 There is no authentication: bind to 127.0.0.1 (the default) or put the service behind a proxy
 that authenticates.

@@ -8,21 +8,55 @@
 * at most ``max_concurrency`` requests are handled at once (reading a body counts): past that,
   503 with ``Retry-After``. Idle or half-open connections do not count (the protocol bounds them).
 
-A body read within the bounds is checked for unknown top-level fields in a worker thread (an
-object of a million unknown keys would otherwise cost a million validation errors built on the
-event loop, stalling every other request), then replayed to the app in one message.
+A body read within the bounds is checked in a worker thread before anything parses it: its
+items (array elements and object members, whatever their type) are counted on the raw bytes
+(:func:`items_over`), and a body of more than ``max_body_items`` is refused with 422, so no body
+the size cap admits builds millions of objects (``[]``, ``""`` or ``0`` alike) while the event
+loop waits for the interpreter lock. Then unknown top-level fields are counted (an object of a
+million unknown keys would otherwise cost a million validation errors built on the event loop),
+and the body is replayed to the app in one message.
+
+``GET /health`` (and ``HEAD``) bypasses the concurrency cap: it answers from memory, and a
+service that is full must still be able to say that it is alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import anyio
 
 from .errors import error_response
 from .limits import ServiceLimits
+
+
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+HEALTH = frozenset({("GET", "/health"), ("HEAD", "/health")})
+
+
+def items_over(body: bytes, budget: int) -> int | None:
+    """None when ``body`` holds at most ``budget`` items (array elements and object members,
+    counted as the commas, ``[`` and ``{`` outside strings), else a count over ``budget``.
+    Counting bytes is C-speed; strings are only cut out when few enough to be cheap to cut."""
+    def count(data: bytes) -> int:
+        return data.count(b",") + data.count(b"[") + data.count(b"{")
+
+    if count(body) <= budget:  # an upper bound: brackets and commas inside strings counted too
+        return None
+    strings = (body.count(b'"') - body.count(b'\\"')) // 2  # a lower bound on the strings
+    if strings > budget:
+        return strings
+    outside = count(_STRING.sub(b'""', body))
+    return outside if outside > budget else None
+
+
+def too_many_items_error(items: int, limits: ServiceLimits) -> str:
+    return (f"The request body holds {items} or more items (array elements and object members), over the "
+            f"limit of {limits.max_body_items} (max_body_items); a request takes at most {limits.max_texts} "
+            f"texts or {limits.max_documents} documents: split them into several requests.")
 
 
 def unknown_fields(body: bytes, allowed: frozenset[str]) -> list[str]:
@@ -60,6 +94,9 @@ class BodyGuard:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if (scope.get("method"), scope.get("path")) in HEALTH:
             await self.app(scope, receive, send)
             return
         if self.active >= self.limits.max_concurrency:
@@ -110,6 +147,11 @@ class BodyGuard:
             body, replayed = b"".join(chunks), False
             chunks.clear()
             allowed = self.fields.get(scope.get("path", "")) if scope.get("method") == "POST" else None
+            if allowed is not None and (items := await anyio.to_thread.run_sync(
+                    items_over, body, self.limits.max_body_items)):
+                await self._refuse(scope, receive, send, 422, too_many_items_error(items, self.limits),
+                                   {"items": items, "max_body_items": self.limits.max_body_items})
+                return
             if allowed is not None and (unknown := await anyio.to_thread.run_sync(unknown_fields, body, allowed)):
                 await self._refuse(scope, receive, send, 422, unknown_fields_error(unknown, scope["path"], allowed),
                                    {"unknown_fields": len(unknown), "allowed": sorted(allowed)})

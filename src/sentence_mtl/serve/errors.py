@@ -102,7 +102,8 @@ def describe_validation_error(error: dict, request: Request) -> str:
     if kind == "extra_forbidden":
         return f"Unknown field '{field}'; this endpoint accepts only the fields in {example}."
     if kind == "list_type":
-        shown = value[:40] if isinstance(value, str) else "..."
+        # a lone surrogate cannot be encoded in the answer: shown escaped, as JSON writes it
+        shown = value[:40].encode("utf-8", "backslashreplace").decode() if isinstance(value, str) else "..."
         return (f"'{field}' must be a JSON array of strings, not {_json_type(value)}; "
                 f'wrap a single text in a list, e.g. ["{shown}"].')
     if kind == "string_type":

@@ -24,6 +24,9 @@ class ServiceLimits:
     header_timeout: int = 10  # seconds to send the request line and headers
     body_timeout: int = 30  # seconds to send the whole body once the headers are in
     keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
+    send_timeout: int = 30  # seconds an answer may wait for its client to read it (then: closed)
+    shutdown_timeout: int = 30  # seconds SIGTERM waits for requests in flight before cancelling them
+    max_body_items: int = 100_000  # array elements and object members in a body, counted before parsing
 
     def __post_init__(self):
         for f in fields(self):
@@ -34,6 +37,11 @@ class ServiceLimits:
             raise ValueError(f"ServiceLimits.max_buffered_bytes ({self.max_buffered_bytes}) must be at least "
                              f"max_body_bytes ({self.max_body_bytes}), or no request of the largest size "
                              f"could ever be read; raise {ENV_PREFIX}MAX_BUFFERED_BYTES.")
+        needed = max(self.max_texts, self.max_documents + 1) + 8
+        if self.max_body_items < needed:
+            raise ValueError(f"ServiceLimits.max_body_items ({self.max_body_items}) must be at least {needed} "
+                             f"(max_texts, or max_documents plus the query, plus the other fields), or no "
+                             f"request of the largest size could be read; raise {ENV_PREFIX}MAX_BODY_ITEMS.")
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "ServiceLimits":

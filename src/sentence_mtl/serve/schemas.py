@@ -10,27 +10,15 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
+from ..readable import ECMA_SPACE as _ECMA_SPACE
+from ..readable import unreadable as _unreadable
 from .limits import ServiceLimits
 
 DEFAULT_TOP_K = 5
-# whitespace as JSON Schema patterns (ECMA-262) define \s, which differs from str.isspace()
-# (that also counts U+001C..U+001F and U+0085, but not U+FEFF): the server must agree with its schema
-_ECMA_SPACE = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*")
-_SPACES = frozenset(c for c in map(chr, range(0x3001)) if _ECMA_SPACE.fullmatch(c)) | {"\ufeff"}
-
-
-def _unreadable(cp: int) -> bool:
-    """What the backbone's tokenizer deletes before it splits words (BERT's normaliser): control,
-    format, surrogate, private-use and unassigned code points (categories C*), non-spacing marks
-    (removed with the accents), whitespace, and U+FFFD. A text of only these reaches the model empty."""
-    char = chr(cp)
-    category = unicodedata.category(char)
-    return category[0] == "C" or category in ("Mn", "Zs") or cp == 0xFFFD or char in _SPACES
 
 
 def _escape(cp: int) -> str:
