@@ -85,7 +85,7 @@ def test_retrieval_summary_chooses_the_recipe_on_validation_and_pairs_by_seed():
     assert retrieval_summary([r for r in _retrieval_records() if r["strategy"] != "bm25"]) is None
 
 
-def _headline(strategy, seed, predictions, value, metric="accuracy"):
+def _predicting(strategy, seed, predictions, value, metric="accuracy"):
     from sentence_mtl.results import encode_labels
 
     return {"strategy": strategy, "task": "topic", "n_per_class": 8, "seed": seed, "metric": metric,
@@ -107,8 +107,8 @@ def test_items_both_strategies_get_right_cancel_in_the_paired_bootstrap():
         better = base.copy()
         flip = np.flatnonzero(base != labels)[:30]
         better[flip] = labels[flip]
-        records += [_headline("b", seed, base, float((base == labels).mean())),
-                    _headline("a", seed, better, float((better == labels).mean()))]
+        records += [_predicting("b", seed, base, float((base == labels).mean())),
+                    _predicting("a", seed, better, float((better == labels).mean()))]
     items = analysis.paired_items(records, "a", "b", "topic", 8, labels, reps=500)
     independent = analysis.paired(records, "a", "b", "topic", 8)
     assert abs(items["mean"] - 0.015) < 1e-9 and items["verdict"] == "ahead"
@@ -128,7 +128,7 @@ def test_macro_recall_is_bootstrapped_per_class_and_identical_runs_tie():
     ones = np.ones(600)
     mine = analysis.per_seed_metrics((predictions == labels)[None].astype(float), labels, ones, "macro_recall")
     assert abs(mine[0] - benchmark_metric("sentiment", labels, predictions)[1]) < 1e-12
-    records = [_headline(s, 0, predictions, 0.5, "macro_recall") for s in ("a", "b")]
+    records = [_predicting(s, 0, predictions, 0.5, "macro_recall") for s in ("a", "b")]
     same = analysis.paired_items(records, "a", "b", "topic", 8, labels, reps=200)
     assert same["mean"] == 0 and same["low"] == 0 == same["high"] and same["verdict"] == "tie"
     with pytest.raises(ValueError, match="do not cover"):
@@ -138,6 +138,9 @@ def test_macro_recall_is_bootstrapped_per_class_and_identical_runs_tie():
 def _headline(strategy, seed, value, val_value, seconds, task="topic", k=8):
     return {"headline": True, "task": task, "n_per_class": k, "strategy": strategy, "seed": seed,
             "value": value, "val_value": val_value, "train_seconds": seconds, "n_test": 7600, "n_val": 800}
+
+
+FOUR = ("full_finetune", "frozen_backbone", "label_prior", "setfit")
 
 
 def test_recommendation_takes_the_cheapest_strategy_not_behind_the_best_on_validation():
@@ -151,13 +154,15 @@ def test_recommendation_takes_the_cheapest_strategy_not_behind_the_best_on_valid
                     _headline("label_prior", seed, 0.700 + wobble, 0.70, 0.5),  # cheaper but behind
                     _headline("setfit", seed, 0.885 + wobble, 0.89, 90.0)]
     records.append({**_headline("label_prior", 0, 0.99, 0.99, 0.1), "headline": False})  # ignored
-    rows = {(r["task"], r["k"]): r for r in recommendation(records)}
+    rows = {(r["task"], r["k"]): r for r in recommendation(records, strategies=FOUR, seeds=range(10))}
     topic = rows["topic", 8]
     assert topic["decided"] and topic["best_on_validation"] == "full_finetune"
     assert topic["chosen"] == "frozen_backbone" and topic["train_seconds"] == 2.0
     assert topic["difference"]["verdict"] == "tie" and topic["difference"]["mean"] < 0
     assert topic["low"] < topic["value"] < topic["high"]
-    assert rows["sentiment", 64] == {"task": "sentiment", "k": 64, "decided": False}
+    assert rows["sentiment", 64] == {"task": "sentiment", "k": 64, "decided": False, "runs": 0, "runs_needed": 40}
+    incomplete = recommendation(records[:-2], strategies=FOUR, seeds=range(10))[0]  # a seed of setfit missing
+    assert not incomplete["decided"] and incomplete["runs"] == 39
 
 
 def test_recommendation_keeps_the_best_when_everything_cheaper_is_behind():
@@ -165,5 +170,5 @@ def test_recommendation_keeps_the_best_when_everything_cheaper_is_behind():
 
     records = [r for seed in range(10) for r in (_headline("lp_ft", seed, 0.9, 0.9, 100.0),
                                                  _headline("frozen_backbone", seed, 0.6, 0.6, 1.0))]
-    row = recommendation(records, cells=[("topic", 8)])[0]
+    row = recommendation(records, cells=[("topic", 8)], strategies=("lp_ft", "frozen_backbone"), seeds=range(10))[0]
     assert row["chosen"] == row["best_on_validation"] == "lp_ft" and row["difference"]["mean"] == 0.0

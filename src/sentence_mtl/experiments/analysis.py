@@ -268,21 +268,36 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def recommendation(records: list[dict], cells=HEADLINE_CELLS) -> list[dict]:
+def _headline_grid():
+    from .grids import GRIDS
+
+    return GRIDS["standard"].headline
+
+
+def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, seeds=None) -> list[dict]:
     """One row per (task, k): the cheapest strategy (median training seconds) whose paired test
     difference to the best-on-validation strategy is not "behind" (95% interval below zero).
 
     Reads only records marked ``headline``. The best is chosen on ``val_value`` (mean over seeds),
     never on the test set; ``value`` is the full-test metric. A cell without headline records is
-    returned with ``decided`` False and no strategy, so that nothing is recommended unmeasured.
+    returned with ``decided`` False and no strategy, so that nothing is recommended unmeasured;
+    so is a cell where any of ``strategies`` (default: the standard headline grid's) lacks any of
+    ``seeds`` (default: the grid's), with ``runs`` and ``runs_needed`` saying how far it is.
     """
-    headline = [r for r in records if r.get("headline")]
+    grid = _headline_grid()
+    strategies = tuple(grid.strategies if strategies is None else strategies)
+    seeds = tuple(grid.seeds if seeds is None else seeds)
+    headline = [r for r in records if r.get("headline") and not r.get("stage")]
     rows = []
     for task, k in cells:
         runs = [r for r in headline if r["task"] == task and r["n_per_class"] == k]
-        if not runs:
-            rows.append({"task": task, "k": k, "decided": False})
+        have = {(r["strategy"], r["seed"]) for r in runs}
+        needed = {(s, seed) for s in strategies for seed in seeds}
+        if not needed <= have:
+            rows.append({"task": task, "k": k, "decided": False, "runs": len(have & needed),
+                         "runs_needed": len(needed)})
             continue
+        runs = [r for r in runs if (r["strategy"], r["seed"]) in needed]
         by = {}
         for r in runs:
             by.setdefault(r["strategy"], []).append(r)

@@ -90,6 +90,13 @@ def freezing(results: Path) -> dict:
     out["freeze_recommendation_decided"] = claim(
         sum(r["decided"] for r in rows), unit="count", source="analysis.recommendation"
     )
+    open_cells = [r for r in rows if not r["decided"]]
+    out["freeze_headline_runs_done"] = claim(
+        sum(r["runs"] for r in open_cells), unit="count", source="analysis.recommendation: undecided cells"
+    )
+    out["freeze_headline_runs_needed"] = claim(
+        sum(r["runs_needed"] for r in open_cells), unit="count", source="analysis.recommendation: undecided cells"
+    )
     return out
 
 
@@ -104,9 +111,11 @@ def headline_records(results: Path) -> list[dict]:
         found += (
             [r for r in data if isinstance(r, dict) and r.get("headline")] if isinstance(data, list) else []
         )
-    for path in sorted((results / "store").glob("*/*.json")):
-        found += [r for r in json.loads(path.read_text()).get("records", []) if r.get("headline")]
-    unique = {(r["task"], r["strategy"], r["n_per_class"], r["seed"]): r for r in found}  # a run once
+    from ..experiments.store import read_entry
+
+    for path in sorted((results / "store").glob("*/*.json")):  # each file's hash and key checked
+        found += [r for r in read_entry(path, path.stem)["records"] if r.get("headline")]
+    unique = {(r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")): r for r in found}
     return list(unique.values())
 
 
