@@ -154,11 +154,16 @@ def test_headline_records_come_from_results_and_the_run_store(tmp_path):
 
     run = {"headline": True, "task": "topic", "strategy": "lp_ft", "n_per_class": 8, "seed": 0, "value": 0.9}
     (tmp_path / "headline.json").write_text(json.dumps([run, {**run, "headline": False, "seed": 1}]))
+    from sentence_mtl.experiments.store import DamagedRecord, content_hash
+
     (tmp_path / "store" / "headline").mkdir(parents=True)
-    (tmp_path / "store" / "headline" / "k.json").write_text(
-        json.dumps({"records": [run, {**run, "seed": 2}]})
-    )
+    entry = {"key": "k", "records": [run, {**run, "seed": 2}]}
+    path = tmp_path / "store" / "headline" / "k.json"
+    path.write_text(json.dumps({**entry, "sha256": content_hash(entry)}))
     assert sorted(r["seed"] for r in headline_records(tmp_path)) == [0, 2]
+    path.write_text(json.dumps({**entry, "records": [{**run, "value": 0.99}], "sha256": content_hash(entry)}))
+    with pytest.raises(DamagedRecord, match="sha256"):  # an edited record is never read
+        headline_records(tmp_path)
 
 
 def test_a_decided_recommendation_renders_in_readme_and_notebook(claims):

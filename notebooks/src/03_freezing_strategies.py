@@ -440,9 +440,9 @@ pd.DataFrame(recommendation)
 #
 # | task | labels per class | recommended | best on validation |
 # |---|---|---|---|
-# | topic | 8 | self-training on the frozen encoder | self-training on the frozen encoder |
+# | topic | 8 | undecided |  |
 # | topic | 64 | undecided |  |
-# | sentiment | 8 | label prior (nothing trained) | label prior (nothing trained) |
+# | sentiment | 8 | undecided |  |
 # | sentiment | 64 | undecided |  |
 #
 # An undecided cell needs ten seeds of each candidate scored on validation, to choose, and on the

@@ -260,7 +260,8 @@ best = current_best(registry)
 print(f"models/retrieval/best -> {(registry / 'best').resolve().name if (registry / 'best').exists() else None}")
 rows = []
 this_run = {r["run_id"] for r in recorder.records if r.get("run_id")}  # each of this notebook's runs, once
-for run in sorted(p for p in registry.iterdir() if p.is_dir() and not p.is_symlink() and p.name in this_run
+registered = registry.iterdir() if registry.is_dir() else ()  # a fresh clone has trained no model
+for run in sorted(p for p in registered if p.is_dir() and not p.is_symlink() and p.name in this_run
                   and (p / "metrics.json").is_file()):
     metrics = json.loads((run / "metrics.json").read_text())
     rows.append({"run": run.name, "val NDCG@10": metrics["val_ndcg@10"], "test NDCG@10": metrics["test_ndcg@10"],

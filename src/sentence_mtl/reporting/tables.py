@@ -311,10 +311,9 @@ def _sigterm_rows(s: dict) -> list[list]:
     """The soak's SIGTERM measurement, when the run made one."""
     if "sigterm_exit_s" not in s:
         return []
-    seconds = s["sigterm_exit_s"]
+    seconds, shown = s["sigterm_exit_s"], "did not exit" if s["sigterm_exit_s"] is None else f"{s['sigterm_exit_s']:.1f} s"
     return [[f"exit after SIGTERM with {s['sigterm_slow_readers']} slow readers connected "
-             f"(`shutdown_timeout` {s['shutdown_timeout_s']} s)",
-             "did not exit" if seconds is None else f"{seconds:.1f} s",
+             f"(`shutdown_timeout` {s['shutdown_timeout_s']} s)", shown,
              f"≤ {s['sigterm_target_s']:g} s (`shutdown_timeout` + 10 s)"]]
 
 
