@@ -25,17 +25,18 @@ import pandas as pd
 
 from sentence_mtl.cache import cached_encode
 from sentence_mtl.config import DEFAULT_MODEL, figures_dir, get_profile
-from sentence_mtl.data import DataSource, load_scifact
+from sentence_mtl.data import DataSource
 from sentence_mtl.encoder import SentenceEncoder
 from sentence_mtl.references import value as published
 from sentence_mtl.experiments.grids import RETRIEVAL_GRIDS, RETRIEVAL_RECIPES, grid_for
+from sentence_mtl.experiments.retrieval_training import scifact_splits
 from sentence_mtl.experiments.store import RunStore, backbone_digest, content_digest
 from sentence_mtl.reporting import figures, plots
 from sentence_mtl.results import Recorder, measure
 from sentence_mtl.retrieval import (FUSION_WEIGHTS, REGISTRY, RetrievalConfig, bm25_hard_negatives, bm25_scores,
-                                    bm25s_scores, choose_fusion_weight, current_best, dense_scores, document_text,
+                                    bm25s_scores, choose_fusion_weight, current_best, dense_scores,
                                     finetune_mnrl, fuse_scores, promote_if_better, rank_metrics,
-                                    reciprocal_rank_fusion, register_run, split_queries, training_pairs,
+                                    reciprocal_rank_fusion, register_run, training_pairs,
                                     validation_by_epoch)
 
 profile = get_profile()
@@ -43,18 +44,8 @@ source = DataSource.resolve(profile_name=profile.name)
 FIGURES = figures_dir(profile)
 grid = grid_for(RETRIEVAL_GRIDS, profile)
 registry = REGISTRY if grid.shared_registry else FIGURES.parent / "models" / "retrieval"
-test = load_scifact("test", source)
-train, val = split_queries(load_scifact("train", source), n_val=grid.n_val)
-doc_ids = sorted(test.corpus)
-if grid.test_queries is not None:  # the first test queries only
-    kept = list(test.qrels)[:grid.test_queries]
-    test = replace(test, queries={q: test.queries[q] for q in kept}, qrels={q: test.qrels[q] for q in kept})
-if grid.train_queries is not None:
-    train = replace(train, qrels=dict(list(train.qrels.items())[:grid.train_queries]))
-if grid.extra_documents is not None:  # the judged documents plus a few others
-    judged = {d for split in (test, val) for docs in split.qrels.values() for d in docs}
-    doc_ids = sorted(judged | set(doc_ids[:grid.extra_documents]))
-documents = [document_text(test.corpus[d]) for d in doc_ids]
+splits = scifact_splits(grid, source)  # the seeded query split and documents `make retrieval` trains on too
+train, val, test, doc_ids, documents = splits.train, splits.val, splits.test, splits.doc_ids, splits.documents
 recorder = Recorder("05_retrieval_finetuning", profile, {"profile": profile.to_dict(), "n_documents": len(documents)},
                     is_sample=source.is_sample)
 print(f"profile: {profile.name}; {len(documents):,} documents, {len(train.qrels)} training queries, "
