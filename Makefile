@@ -49,8 +49,9 @@ notebooks: setup  ## execute every notebook in place (standard profile), reusing
 verify: setup  ## recompute a stratified random sample of stored runs, compare bit for bit -> results/verify.json (~30 min)
 	$(PY) tools/verify.py
 
-headline: setup  ## the freezing study's headline grid into the run store, in the background-friendly order (hours)
+headline: setup  ## the headline grids of notebooks 03 and 04 into the run store, resumable (hours)
 	$(PY) tools/headline_study.py
+	$(PY) tools/headline_study.py --loop
 
 # JupyterLab for re-running cells: the project's kernel (.venv), data folder and profile.
 # Extra server flags go in LAB_FLAGS (e.g. LAB_FLAGS="--no-browser --port 8890"); root needs --allow-root.

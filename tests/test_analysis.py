@@ -135,6 +135,29 @@ def test_macro_recall_is_bootstrapped_per_class_and_identical_runs_tie():
         analysis.paired_items(records, "a", "b", "topic", 8, labels[:-1], reps=10)
 
 
+def test_shared_item_resamples_give_each_comparison_its_own_runs():
+    """One ``ItemResamples`` serves every comparison on a test set; the same strategy at two sizes
+    (different predictions) must not share its cached metrics."""
+    import numpy as np
+
+    from sentence_mtl.experiments import analysis
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 900)
+    records = []
+    for k, right in ((8, 0.5), (64, 0.9)):
+        for seed in range(3):
+            for name, share in (("a", right), ("b", 0.7)):
+                guess = np.where(rng.random(900) < share, labels, (labels + 1) % 3)
+                records.append({**_predicting(name, seed, guess, float((guess == labels).mean())), "n_per_class": k})
+    shared = analysis.ItemResamples(labels, reps=300)
+    for k in (8, 64):
+        alone = analysis.paired_items(records, "a", "b", "topic", k, labels, reps=300)
+        assert analysis.paired_items(records, "a", "b", "topic", k, shared) == alone
+    assert analysis.paired_items(records, "a", "b", "topic", 8, shared)["verdict"] == "behind"
+    assert analysis.paired_items(records, "a", "b", "topic", 64, shared)["verdict"] == "ahead"
+
+
 def _headline(strategy, seed, value, val_value, seconds, task="topic", k=8):
     return {"headline": True, "task": task, "n_per_class": k, "strategy": strategy, "seed": seed,
             "value": value, "val_value": val_value, "train_seconds": seconds, "n_test": 7600, "n_val": 800}

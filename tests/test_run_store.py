@@ -64,6 +64,21 @@ def test_a_stored_run_is_computed_once(tmp_path):
     assert first.records[0]["experiment"] == "99_store_test"
 
 
+def test_a_read_only_store_names_a_missing_run_and_reads_a_stored_one(tmp_path):
+    """Notebook 03 reads the headline grid without training it: a missing run raises NotStored
+    (and writes nothing), a stored one is read as usual."""
+    from sentence_mtl.experiments.store import NotStored
+
+    store = RunStore(tmp_path)
+    store.compute_missing = False
+    compute, calls = counting_run([0.5])
+    with pytest.raises(NotStored, match="not in the store"):
+        store.run(recorder(), PARTS, compute)
+    assert not calls and not list(tmp_path.rglob("*.json"))
+    RunStore(tmp_path).run(recorder(), PARTS, compute)
+    assert [r["value"] for r in store.run(recorder(), PARTS, compute)] == [0.5] and len(calls) == 1
+
+
 def test_identity_fields_make_a_different_run_and_the_description_does_not(tmp_path):
     """Experiment, profile and data kind identify a run; the notebook's config describes the
     whole grid, so changing it (a new strategy added) recomputes nothing, and reused records

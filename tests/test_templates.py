@@ -150,7 +150,7 @@ def test_the_report_summary_names_existing_claims(claims):
 def test_headline_records_come_from_results_and_the_run_store(tmp_path):
     import json
 
-    from sentence_mtl.reporting.claims_studies import headline_records
+    from sentence_mtl.reporting.claims_headline import headline_records
 
     run = {"headline": True, "task": "topic", "strategy": "lp_ft", "n_per_class": 8, "seed": 0, "value": 0.9}
     (tmp_path / "headline.json").write_text(json.dumps([run, {**run, "headline": False, "seed": 1}]))
@@ -194,3 +194,21 @@ def test_a_decided_recommendation_renders_in_readme_and_notebook(claims):
     assert "An undecided cell" not in out["README.md"]
     twin = out["notebooks/src/03_freezing_strategies.py"].replace("# ", "")
     assert "| topic | 8 | frozen backbone, linear head | full fine-tuning |" in twin
+
+
+def test_answer_three_states_the_recommendation_once_every_cell_is_decided(claims):
+    """The README's answer 3 leads with the rule's output by data size when all four cells are
+    decided, and keeps its describing sentence while any cell is open."""
+    def row(task, k, chosen):
+        return {"task": task, "k": k, "decided": True, "best_on_validation": "lp_ft", "chosen": chosen,
+                "value": 0.8, "low": 0.79, "high": 0.81, "train_seconds": 1.0, "best_train_seconds": 30.0,
+                "seeds": 10, "n_test": 7600, "difference": {"mean": -0.004, "low": -0.01, "high": 0.002,
+                                                            "verdict": "tie"}}
+    rows = [row("topic", 8, "label_prior"), row("topic", 64, "lp_ft"), row("sentiment", 8, "label_prior"),
+            row("sentiment", 64, "lp_ft")]
+    decided = {**claims, "freeze_recommendation": {**claims["freeze_recommendation"], "value": rows},
+               "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 4}}
+    answers = render(decided)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
+    assert "By data size, one rule decides" in answers and "with 64, linear probe, then full fine-tuning (LP-FT) on topic" in answers.replace("\n", " ")
+    opened = render(claims)["README.md"]
+    assert "By data size, one rule decides" not in opened

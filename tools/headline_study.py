@@ -5,7 +5,10 @@ The headline grid is long (hours on 2 CPU cores): this script runs it in the bac
 from the notebook, with the same keys (``FreezingStudy.headline_runs``). Records land in
 ``results/store/03_freezing_strategies/`` as each run finishes.
 
-Usage: ``python tools/headline_study.py [--strategies a,b] [--seeds 0,1]`` (default: the whole grid
+With ``--loop``, notebook 04's headline grid instead (``grids.LoopHeadline``: the configuration
+chosen on validation, the base configuration and the single-task models, on the full test sets).
+
+Usage: ``python tools/headline_study.py [--strategies a,b] [--seeds 0,1] [--sizes 8] [--loop]`` (default: the whole grid
 of the profile that ``SENTENCE_MTL_PROFILE`` names).
 """
 
@@ -15,7 +18,8 @@ import time
 from sentence_mtl.config import get_profile
 from sentence_mtl.data import DataSource
 from sentence_mtl.experiments.freezing import FreezingStudy, StudyData
-from sentence_mtl.experiments.grids import GRIDS, grid_for
+from sentence_mtl.experiments.grids import GRIDS, LOOP_HEADLINES, STUDY_SIZES, grid_for
+from sentence_mtl.experiments.multitask_runs import full_test_sets, load_study_data, loop_headline_run
 from sentence_mtl.experiments.store import RunStore
 from sentence_mtl.results import Recorder
 
@@ -24,7 +28,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategies", help="comma-separated subset of the grid's strategies")
     parser.add_argument("--seeds", help="comma-separated subset of the grid's seeds")
+    parser.add_argument("--sizes", help="comma-separated subset of the grid's examples per class")
+    parser.add_argument("--loop", action="store_true", help="notebook 04's headline grid instead")
     args = parser.parse_args()
+    if args.loop:
+        return loop(args)
     profile = get_profile()
     grid = grid_for(GRIDS, profile)
     source = DataSource.resolve(profile_name=profile.name)
@@ -33,6 +41,8 @@ def main() -> None:
         runs = [r for r in runs if r[0] in args.strategies.split(",")]
     if args.seeds:
         runs = [r for r in runs if str(r[2]) in args.seeds.split(",")]
+    if args.sizes:
+        runs = [r for r in runs if str(r[1]) in args.sizes.split(",")]
     data = StudyData.load(grid, profile, source)
     recorder = Recorder("03_freezing_strategies", profile, {}, is_sample=source.is_sample)
     store = RunStore()
@@ -47,6 +57,30 @@ def main() -> None:
                            + (f" (val {100 * r['val_value']:.1f})" if "val_value" in r else "") for r in rows)
         print(f"[{time.strftime('%H:%M:%S')}] {i}/{len(runs)} {name} k={k} seed={seed}: {how} in "
               f"{time.time() - t0:.0f}s; {values}; {(time.time() - start) / 60:.0f} min so far", flush=True)
+    print(store.summary(), flush=True)
+
+
+def loop(args) -> None:
+    """Notebook 04's headline grid, run by run, into the run store."""
+    profile = get_profile()
+    grid = grid_for(LOOP_HEADLINES, profile)
+    size = grid_for(STUDY_SIZES, profile)
+    source = DataSource.resolve(profile_name=profile.name)
+    runs = [(name, seed) for name, seed in grid.runs()
+            if (not args.strategies or name in args.strategies.split(","))
+            and (not args.seeds or str(seed) in args.seeds.split(","))]
+    sources, val_sets, _ = load_study_data(source, size)
+    tests = full_test_sets(source, list(sources), profile.max_test_per_task)
+    recorder = Recorder("04_training_loop", profile, {}, is_sample=source.is_sample)
+    store = RunStore()
+    start = time.time()
+    for i, (name, seed) in enumerate(runs, 1):
+        before, t0 = store.counts["computed"], time.time()
+        rows = loop_headline_run(store, recorder, name, seed, size, sources, val_sets, tests, dict(size.train_per_class))
+        how = "computed" if store.counts["computed"] > before else "stored"
+        values = ", ".join(f"{r['task']} {100 * r['value']:.1f}" for r in rows)
+        print(f"[{time.strftime('%H:%M:%S')}] {i}/{len(runs)} {name} seed={seed}: {how} in {time.time() - t0:.0f}s; "
+              f"{values}; {(time.time() - start) / 60:.0f} min so far", flush=True)
     print(store.summary(), flush=True)
 
 

@@ -45,10 +45,20 @@ def best_at(records: list[dict], k, task: str) -> pd.DataFrame:
     return rows.sort_values("mean", ascending=False).reset_index(drop=True)
 
 
+HEADLINE_STEMS = ("03_freezing_strategies", "04_training_loop")  # results files holding headline records
+
+
+def without_headline(records: list[dict] | None) -> list[dict] | None:
+    """The study's other runs (test subsets, 3-5 seeds): its records minus the headline grid's,
+    which score the full test sets and are read apart (``recommendation``, ``paired_items``)."""
+    return None if records is None else [r for r in records if not r.get("headline")]
+
+
 def duplicate_runs(records: list[dict]) -> list[tuple]:
     """Runs recorded more than once (same task, strategy, size, seed, stage): a grid that
     schedules a run twice would count it as two seeds in every summary."""
-    counts = Counter((r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")) for r in records)
+    counts = Counter((r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage"))
+                     + (("headline",) if r.get("headline") else ()) for r in records)
     return [key for key, n in counts.items() if n > 1]
 
 
@@ -133,14 +143,19 @@ BOOTSTRAP_METHOD = "two-level bootstrap over seeds and test items"
 
 
 def per_seed_metrics(correct: "np.ndarray", labels: "np.ndarray", weights: "np.ndarray", metric: str) -> "np.ndarray":
-    """Each seed's metric (rows of ``correct``, seeds x items) with item ``weights`` (counts of a
-    resample): accuracy, or macro recall (mean over classes of the weighted recall)."""
+    """Each seed's metric (rows of ``correct``, seeds x items) under item ``weights`` (counts of a
+    resample: one vector, or replicates x items), as seeds or seeds x replicates: accuracy, or
+    macro recall (mean over classes of the weighted recall)."""
     import numpy as np
 
+    weights = np.asarray(weights, dtype=float)
     if metric == "accuracy":
-        return correct @ weights / weights.sum()
-    recalls = [correct[:, labels == c] @ weights[labels == c] / max(weights[labels == c].sum(), 1)
-               for c in np.unique(labels)]
+        return correct @ weights.T / weights.sum(axis=-1)
+    recalls = []
+    for c in np.unique(labels):
+        at = np.flatnonzero(labels == c)
+        part = slice(at[0], at[-1] + 1) if at[-1] - at[0] + 1 == len(at) else at  # a view when contiguous
+        recalls.append(correct[:, part] @ weights[..., part].T / np.maximum(weights[..., part].sum(axis=-1), 1))
     return np.mean(recalls, axis=0)
 
 
@@ -149,37 +164,69 @@ def item_predictions(records: list[dict], strategy: str, task: str, k) -> dict[i
     from ..results import decode_labels
 
     return {r["seed"]: decode_labels(r["predictions"]) for r in records if r.get("predictions")
-            and r["strategy"] == strategy and r["task"] == task and r["n_per_class"] == k}
+            and r["strategy"] == strategy and r["task"] == task and r["n_per_class"] == k
+            and not r.get("stage")}
+
+
+class ItemResamples:
+    """Resamples of one test set's items, drawn once and shared by every comparison on that test
+    set (common random numbers: each strategy's per-seed metric is recomputed on the same drawn
+    items, so a comparison reads two rows of one table instead of drawing its own)."""
+
+    def __init__(self, labels, reps: int = 2000, seed: int = 0):
+        import numpy as np
+
+        labels = np.asarray(labels)
+        self.order = np.argsort(labels, kind="stable")  # items grouped by class: each class one slice
+        self.labels = labels[self.order]
+        self.reps, self.seed = reps, seed
+        rng = np.random.default_rng(seed)
+        n = len(labels)
+        self.weights = np.concatenate([rng.multinomial(n, np.full(n, 1 / n), size=len(chunk)).astype(np.uint8)
+                                       for chunk in np.array_split(np.arange(reps), max(1, reps // 250))])
+        self._metrics: dict = {}
+
+    def metrics(self, strategy: str, predictions: dict[int, "np.ndarray"], metric: str):
+        """({seed: metric on the whole test set}, {seed: the metric on each resample})."""
+        import numpy as np
+
+        key = (strategy, metric, tuple((s, hash(predictions[s].tobytes())) for s in sorted(predictions)))
+        if key not in self._metrics:
+            seeds = sorted(predictions)
+            correct = np.stack([(predictions[s][self.order] == self.labels) for s in seeds]).astype(float)
+            point = per_seed_metrics(correct, self.labels, np.ones(len(self.labels)), metric)
+            reps = np.concatenate([per_seed_metrics(correct, self.labels, self.weights[rows], metric)
+                                   for rows in np.array_split(np.arange(self.reps), max(1, self.reps // 250))],
+                                  axis=1)
+            self._metrics[key] = (dict(zip(seeds, point)), dict(zip(seeds, reps)))
+        return self._metrics[key]
 
 
 def paired_items(records: list[dict], a: str, b: str, task: str, k, labels, reps: int = 2000,
                  seed: int = 0) -> dict | None:
     """``a`` minus ``b`` at (task, k) from their kept predictions, paired on seeds and test items
     (``BOOTSTRAP_METHOD``): mean, 95% percentile interval, verdict. ``labels``: the test set's
-    gold labels in record order. None unless both kept predictions on common seeds."""
+    gold labels in record order, or an ``ItemResamples`` of them shared between comparisons.
+    None unless both kept predictions on common seeds."""
     import numpy as np
 
+    resamples = labels if isinstance(labels, ItemResamples) else ItemResamples(labels, reps, seed)
     pa, pb = item_predictions(records, a, task, k), item_predictions(records, b, task, k)
     seeds = sorted(set(pa) & set(pb))
     if not seeds:
         return None
-    labels = np.asarray(labels)
-    if any(len(p) != len(labels) for p in (*pa.values(), *pb.values())):
-        raise ValueError(f"{task}: predictions of {a} or {b} do not cover the {len(labels)} test items given")
+    n = len(resamples.labels)
+    if any(len(p) != n for p in (*pa.values(), *pb.values())):
+        raise ValueError(f"{task}: predictions of {a} or {b} do not cover the {n} test items given")
     metric = next(r["metric"] for r in records if r["strategy"] == a and r["task"] == task)
-    correct_a = np.stack([pa[s] == labels for s in seeds]).astype(float)
-    correct_b = np.stack([pb[s] == labels for s in seeds]).astype(float)
-    ones = np.ones(len(labels))
-    diffs = per_seed_metrics(correct_a, labels, ones, metric) - per_seed_metrics(correct_b, labels, ones, metric)
-    rng = np.random.default_rng(seed)
-    draws = np.empty(reps)
-    for r in range(reps):
-        weights = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels)).astype(float)
-        per_seed = (per_seed_metrics(correct_a, labels, weights, metric)
-                    - per_seed_metrics(correct_b, labels, weights, metric))
-        draws[r] = per_seed[rng.integers(0, len(seeds), len(seeds))].mean()
+    point_a, reps_a = resamples.metrics(a, {s: pa[s] for s in seeds}, metric)
+    point_b, reps_b = resamples.metrics(b, {s: pb[s] for s in seeds}, metric)
+    diffs = np.array([point_a[s] - point_b[s] for s in seeds])
+    per_seed = np.stack([reps_a[s] - reps_b[s] for s in seeds])  # seeds x replicates
+    drawn = np.random.default_rng(resamples.seed + 1).integers(0, len(seeds), (resamples.reps, len(seeds)))
+    draws = np.take_along_axis(per_seed.T, drawn, axis=1).mean(axis=1)
     low, high = (float(q) for q in np.percentile(draws, [2.5, 97.5]))
-    return {"mean": float(diffs.mean()), "low": low, "high": high, "seeds": len(seeds), "items": len(labels),
+    return {"mean": float(diffs.mean()), "low": low, "high": high, "seeds": len(seeds), "items": n,
             "verdict": verdict(low, high), "method": BOOTSTRAP_METHOD}
 
 
@@ -274,7 +321,36 @@ def _headline_grid():
     return GRIDS["standard"].headline
 
 
-def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, seeds=None) -> list[dict]:
+def headline_rows(records: list[dict], labels: dict, cells=HEADLINE_CELLS) -> list[dict]:
+    """One row per (task, k, strategy) of the headline records: seeds, mean validation score, the
+    full-test mean with its 95% interval, median training seconds, and the paired difference
+    (``paired_items`` with ``labels``, {task: gold labels or ``ItemResamples``}; else ``paired``)
+    to the strategy best on validation in its cell (None for that strategy itself)."""
+    headline = [r for r in records if r.get("headline") and not r.get("stage")]
+    rows = []
+    for task, k in cells:
+        by: dict[str, list[dict]] = {}
+        for r in headline:
+            if r["task"] == task and r["n_per_class"] == k:
+                by.setdefault(r["strategy"], []).append(r)
+        if not by:
+            continue
+        best = max(by, key=lambda s: sum(r["val_value"] for r in by[s]) / len(by[s]))
+        for s, runs in sorted(by.items(), key=lambda item: -sum(r["value"] for r in item[1]) / len(item[1])):
+            mean, low, high = interval([r["value"] for r in runs], runs[0].get("n_test"))
+            d = None
+            if s != best:
+                d = (paired_items(headline, s, best, task, k, labels[task]) if labels.get(task) is not None
+                     else paired(headline, s, best, task, k))
+            rows.append({"task": task, "k": k, "strategy": s, "seeds": len(runs), "best_on_validation": best,
+                         "val_value": sum(r["val_value"] for r in runs) / len(runs), "value": mean, "low": low,
+                         "high": high, "train_seconds": _median([r["train_seconds"] for r in runs]),
+                         "n_test": runs[0].get("n_test"), "minus_best": d})
+    return rows
+
+
+def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, seeds=None,
+                   labels: dict | None = None) -> list[dict]:
     """One row per (task, k): the cheapest strategy (median training seconds) whose paired test
     difference to the best-on-validation strategy is not "behind" (95% interval below zero).
 
@@ -283,6 +359,8 @@ def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, s
     returned with ``decided`` False and no strategy, so that nothing is recommended unmeasured;
     so is a cell where any of ``strategies`` (default: the standard headline grid's) lacks any of
     ``seeds`` (default: the grid's), with ``runs`` and ``runs_needed`` saying how far it is.
+    ``labels``: {task: gold test labels or their ``ItemResamples``}; with them, every difference
+    is paired on seeds and items (``paired_items``), without them on seeds only (``paired``).
     """
     grid = _headline_grid()
     strategies = tuple(grid.strategies if strategies is None else strategies)
@@ -303,7 +381,9 @@ def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, s
             by.setdefault(r["strategy"], []).append(r)
         best = max(by, key=lambda s: sum(r["val_value"] for r in by[s]) / len(by[s]))
         seconds = {s: _median([r["train_seconds"] for r in rs]) for s, rs in by.items()}
-        differences = {s: paired(runs, s, best, task, k) for s in by if s != best}
+        items = (labels or {}).get(task)
+        differences = {s: paired(runs, s, best, task, k) if items is None
+                       else paired_items(runs, s, best, task, k, items) for s in by if s != best}
         kept = [best] + [s for s, d in differences.items() if d and d["verdict"] != "behind"]
         chosen = min(kept, key=lambda s: (seconds[s], s != best))
         mean, low, high = interval([r["value"] for r in by[chosen]], by[chosen][0].get("n_test"))

@@ -8,6 +8,7 @@ backbone's weights and the settings of the grid that the run uses (steps, batch,
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +22,7 @@ from ..strategies import get as get_strategy
 from . import finetune_runs, frozen_runs
 from .frozen_runs import sample
 from .grids import StudyGrid
-from .store import RunStore, backbone_digest
+from .store import NotStored, RunStore, backbone_digest
 
 
 def data_digest(data: TaskData) -> str:
@@ -140,6 +141,23 @@ class FreezingStudy:
         if not self.grid.headline:
             raise ValueError("this profile's grid declares no headline runs (StudyGrid.headline)")
         return FreezingStudy(self.data, self.recorder, self.store, headline=True)
+
+    def read_headline(self, compute_missing: bool) -> dict:
+        """Every run of the headline grid into the recorder, read from the store; the runs it lacks
+        are computed when ``compute_missing``, else skipped (the standard grid takes hours on 2
+        cores: ``make headline`` computes it apart from the notebook). Says how many it holds."""
+        store = copy.copy(self.store)
+        store.compute_missing = compute_missing
+        study = FreezingStudy(self.data, self.recorder, store, headline=True)
+        runs = self.grid.headline.runs()
+        held = 0
+        for name, k, seed in runs:
+            try:
+                study.run_any(name, k, seed)
+                held += 1
+            except NotStored:
+                pass
+        return {"runs": len(runs), "held": held}
 
     def _scoring(self) -> dict:
         """What the key records about how a run is scored (nothing for the other runs: their keys

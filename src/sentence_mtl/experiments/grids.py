@@ -160,6 +160,29 @@ class StudySize:
     steps_per_eval: int
 
 
+@dataclass(frozen=True)
+class LoopHeadline:
+    """Notebook 04's main contrast at many seeds on the full official test sets, every predicted
+    label kept: the configuration chosen on validation, the base configuration, and one
+    single-task model per task given the same steps. ``test_cap``: None for the full test sets
+    (a profile's cap on test items applies on top)."""
+
+    chosen: str
+    base: str
+    seeds: tuple[int, ...]
+
+    def runs(self) -> list[tuple[str, int]]:
+        """(configuration, seed), seed by seed, so a stopped grid leaves whole seeds."""
+        return [(name, seed) for seed in self.seeds
+                for name in (self.chosen, self.base, "single_task_topic", "single_task_sentiment")]
+
+
+LOOP_HEADLINES = {
+    "smoke": LoopHeadline("round_robin+equal", "proportional+equal", seeds=(0, 1)),
+    "standard": LoopHeadline("round_robin+equal", "proportional+equal", seeds=tuple(range(10))),
+    "large": LoopHeadline("round_robin+equal", "proportional+equal", seeds=tuple(range(10))),
+}
+
 STUDY_SIZES = {
     "smoke": StudySize((("topic", 8), ("sentiment", 8)), 32, 64, batch_size=8, steps_per_eval=4),
     "standard": StudySize((("topic", 256), ("sentiment", 128)), 200, 600, batch_size=32, steps_per_eval=10),

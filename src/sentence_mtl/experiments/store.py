@@ -66,6 +66,10 @@ class StoreMismatch(AssertionError):
     """A recomputed run differs from its stored records: the study is not deterministic."""
 
 
+class NotStored(LookupError):
+    """A run the store lacks, asked of a store that reads only (``compute_missing`` False)."""
+
+
 class DamagedRecord(RuntimeError):
     """A record file that must not be used: unreadable, edited, misfiled or holding no values."""
 
@@ -240,6 +244,7 @@ class RunStore:
         self.verify_keys = set(json.loads(Path(listed).read_text())) if listed else set()
         self.verify_log = Path(env["SENTENCE_MTL_STORE_VERIFY_LOG"]) if listed else None
         self.counts = {"reused": 0, "computed": 0, "checked": 0}
+        self.compute_missing = True  # False: a missing run raises NotStored instead of training
 
     def path(self, experiment: str, key: str) -> Path:
         return self.root / experiment / f"{key}.json"
@@ -286,6 +291,8 @@ class RunStore:
             elif difference:
                 raise StoreMismatch(f"run {key[:12]} of {recorder.experiment} gave different records "
                                     f"when recomputed ({path}): {difference}")
+        if entry is None and not self.compute_missing:
+            raise NotStored(f"run {key[:12]} of {recorder.experiment} is not in the store ({path})")
         if entry is not None:
             records = [{**r, **recorder.common} for r in entry["records"]]
             self.counts["reused"] += 1

@@ -43,6 +43,12 @@ def difference(d: dict | None, source: str, items=None) -> dict | None:
     )
 
 
+def pending_difference(d: dict | None, source: str, items=None) -> dict:
+    """``difference``, or, before any run of it is stored, a points claim with no value and zero
+    seeds: the name exists for the templates, which print it only once its seeds are in."""
+    return difference(d, source, items) or claim(None, unit="points", source=source, seeds=0)
+
+
 def load(results: Path, stem: str):
     path = results / f"{stem}.json"
     return json.loads(path.read_text()) if path.is_file() else None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import REPO_ROOT
 from ..io import atomic_path
-from . import claims_studies, claims_tasks
+from . import claims_headline, claims_studies, claims_tasks
 from .claim import claim, spearman_interval  # noqa: F401  (the primitives, for callers of this module)
 
 RESULTS = REPO_ROOT / "results"
@@ -29,6 +29,8 @@ def build(results: Path = RESULTS) -> dict:
         claims_tasks.embeddings,
         claims_tasks.heads,
         claims_studies.freezing,
+        claims_headline.headline,
+        claims_headline.loop_headline,
         claims_studies.training_loop,
         claims_tasks.retrieval,
         claims_tasks.operations,

@@ -24,7 +24,8 @@ FREEZE_STRATEGIES = (
 
 
 def freezing(results: Path) -> dict:
-    records = [r for r in load(results, "03_freezing_strategies") or [] if r["task"] in CLASSIFICATION]
+    records = [r for r in analysis.without_headline(load(results, "03_freezing_strategies") or [])
+               if r["task"] in CLASSIFICATION]
     src = "results/03_freezing_strategies.json"
     out: dict = {}
     if not records:
@@ -83,40 +84,7 @@ def freezing(results: Path) -> dict:
             seeds=len(lost),
             source=f"{src}: stage after_sentiment minus after_topic, " "sequential_trainable_backbone",
         )
-    rows = analysis.recommendation(headline_records(results))
-    out["freeze_recommendation"] = claim(
-        rows, unit="rows", source=f"{src}: analysis.recommendation (headline records)"
-    )
-    out["freeze_recommendation_decided"] = claim(
-        sum(r["decided"] for r in rows), unit="count", source="analysis.recommendation"
-    )
-    open_cells = [r for r in rows if not r["decided"]]
-    out["freeze_headline_runs_done"] = claim(
-        sum(r["runs"] for r in open_cells), unit="count", source="analysis.recommendation: undecided cells"
-    )
-    out["freeze_headline_runs_needed"] = claim(
-        sum(r["runs_needed"] for r in open_cells), unit="count", source="analysis.recommendation: undecided cells"
-    )
     return out
-
-
-def headline_records(results: Path) -> list[dict]:
-    """Records marked ``headline`` in any results file or in the run store (``results/store/``):
-    the runs Task 3's recommendation is decided on, read without executing a notebook."""
-    import json
-
-    found = []
-    for path in sorted(results.glob("*.json")):
-        data = json.loads(path.read_text())
-        found += (
-            [r for r in data if isinstance(r, dict) and r.get("headline")] if isinstance(data, list) else []
-        )
-    from ..experiments.store import read_entry
-
-    for path in sorted((results / "store").glob("*/*.json")):  # each file's hash and key checked
-        found += [r for r in read_entry(path, path.stem)["records"] if r.get("headline")]
-    unique = {(r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")): r for r in found}
-    return list(unique.values())
 
 
 def _values(records, strategy, task, k, key):
@@ -135,7 +103,8 @@ def _n(records, task):
 
 
 def training_loop(results: Path) -> dict:
-    records = [r for r in load(results, "04_training_loop") or [] if r["task"] in CLASSIFICATION]
+    records = [r for r in analysis.without_headline(load(results, "04_training_loop") or [])
+               if r["task"] in CLASSIFICATION]
     src = "results/04_training_loop.json"
     if not records:
         return {}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import REPO_ROOT
+from ..experiments import analysis
 from ..experiments.analysis import forgetting, interval
 from . import plots
 
@@ -216,7 +217,8 @@ def redraw(results: Path = REPO_ROOT / "results", figures_dir: Path = REPO_ROOT 
 
     def load(stem):
         path = results / f"{stem}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        records = json.loads(path.read_text()) if path.is_file() else None
+        return analysis.without_headline(records) if stem in analysis.HEADLINE_STEMS else records
 
     drawn = []
     for stem, draw in (

@@ -26,7 +26,7 @@ from ..io import atomic_path, write_json
 from ..references import PUBLISHED
 from . import claims
 from . import robustness
-from ..experiments.analysis import majority_floors
+from ..experiments.analysis import majority_floors, without_headline
 from .tables import load as load_result, shorten
 from .report_sections import (DATA_FACTS, HARDWARE, MODEL, count, published, retrieval, subsets, task1, task2, task3,
                               task4, trained_model)
@@ -144,8 +144,8 @@ def build_data(results_dir: str | Path = REPO_ROOT / "results", figures_dir: str
                   "data": {k: count(v) for k, v in DATA_FACTS.items()}},
         "task1": task1(get("01_sentence_embeddings")) if get("01_sentence_embeddings") else None,
         "task2": task2(get("02_multitask_heads")) if get("02_multitask_heads") else None,
-        "task3": task3(get("03_freezing_strategies")),
-        "task4": task4(get("04_training_loop")) if get("04_training_loop") else None,
+        "task3": task3(without_headline(get("03_freezing_strategies"))),
+        "task4": task4(without_headline(get("04_training_loop"))) if get("04_training_loop") else None,
         "trained": trained_model(get("train_multitask"), majority_floors(load_result(Path(results_dir), "03_freezing_strategies") or []))
         if get("train_multitask") else None,
         "retrieval": retrieval(get("05_retrieval_finetuning")) if get("05_retrieval_finetuning") else None,

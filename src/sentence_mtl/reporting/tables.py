@@ -394,7 +394,7 @@ def tables(results: Path) -> dict:
         ("container", container),
     ):
         if (data := load(results, stem)) is not None:
-            out.update(build(data))
+            out.update(build(analysis.without_headline(data) if stem in analysis.HEADLINE_STEMS else data))
     if (records := load(results, "train_multitask")) is not None:
         out.update(trained(records, floors))
     return out

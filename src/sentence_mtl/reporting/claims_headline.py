@@ -1,0 +1,122 @@
+"""The claims of the freezing study's headline grid: ten seeds per strategy, the full official test
+sets, every predicted label kept, so each difference is paired on seeds and test items.
+
+Read from the run store (``results/store/``) without executing a notebook. The gold test labels
+come from the data folder (``SENTENCE_MTL_DATA``); without it, differences fall back to pairing on
+seeds alone, and ``headline_pairing`` says which was used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..experiments import analysis
+from .claim import claim, mean_claim, pending_difference
+
+CELLS = analysis.HEADLINE_CELLS
+OURS, PEER = "anchored_contrastive", "setfit"
+SEED_PAIRING = "paired by seed (no gold labels: the data folder was not found)"
+
+
+def headline_records(results: Path, experiment: str = "03_freezing_strategies") -> list[dict]:
+    """``experiment``'s records marked ``headline``, in any results file or in the run store
+    (``results/store/``): the runs a headline comparison is decided on, read without executing a
+    notebook."""
+    from ..experiments.store import read_entry
+
+    found = []
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        found += [r for r in data if isinstance(r, dict) and r.get("headline")] if isinstance(data, list) else []
+    for path in sorted((results / "store").glob("*/*.json")):  # each file's hash and key checked
+        found += [r for r in read_entry(path, path.stem)["records"] if r.get("headline")]
+    found = [r for r in found if r.get("experiment", experiment) == experiment]
+    unique = {(r["task"], r["strategy"], r["n_per_class"], r["seed"], r.get("stage")): r for r in found}
+    return list(unique.values())
+
+
+def test_resamples(tasks) -> dict:
+    """{task: ``analysis.ItemResamples`` of its official test labels}, or {} without real data."""
+    from ..data import load_task
+    from ..data_folder import DataError, DataSource
+
+    try:
+        source = DataSource.resolve(profile_name="standard")
+    except DataError:
+        return {}
+    if source.is_sample:
+        return {}
+    return {t: analysis.ItemResamples(load_task(t, "test", source).labels) for t in tasks}
+
+
+def headline(results: Path) -> dict:
+    records = [r for r in headline_records(results) if not r.get("stage")]
+    src = "results/store/03_freezing_strategies (headline records)"
+    items = test_resamples(sorted({task for task, _ in CELLS})) if records else {}
+    pairing = analysis.BOOTSTRAP_METHOD if items else SEED_PAIRING
+    out: dict = {"headline_pairing": claim(pairing, unit="name", source="analysis.paired_items")}
+    grid = analysis._headline_grid()
+
+    def compare(a, b, task, k):
+        if task in items:
+            return analysis.paired_items(records, a, b, task, k, items[task])
+        return analysis.paired(records, a, b, task, k)
+
+    for task, k in CELLS:
+        for s in grid.strategies:
+            out[f"headline_{s}_{task}_{k}"] = mean_claim(records, s, task, k, source=src)
+        d = compare(OURS, PEER, task, k)
+        out[f"headline_ours_vs_setfit_{task}_{k}"] = pending_difference(
+            d, f"{src}: {OURS} minus {PEER}, {task}, {k}/class, {pairing}", items=d and d.get("items"))
+    out["headline_table"] = claim(analysis.headline_rows(records, items), unit="rows",
+                                  source=f"{src}: analysis.headline_rows, {pairing}")
+    done = {(r["strategy"], r["n_per_class"], r["seed"], r["task"]) for r in records}
+    out["headline_task_runs_done"] = claim(
+        sum((s, k, seed, task) in done for task, k in CELLS for s in grid.strategies for seed in grid.seeds),
+        unit="count", source=f"{src}: (strategy, size, seed, task) of the headline grid")
+    out["headline_task_runs_needed"] = claim(
+        len(CELLS) * len(grid.strategies) * len(grid.seeds), unit="count", source="grids.HeadlineGrid")
+    out["headline_seeds"] = claim(len(grid.seeds), unit="count", source="grids.HeadlineGrid.seeds")
+
+    rows = analysis.recommendation(records, labels=items)
+    out["freeze_recommendation"] = claim(
+        rows, unit="rows", source=f"{src}: analysis.recommendation, {pairing}")
+    out["freeze_recommendation_decided"] = claim(
+        sum(r["decided"] for r in rows), unit="count", source="analysis.recommendation")
+    open_cells = [r for r in rows if not r["decided"]]
+    out["freeze_headline_runs_done"] = claim(
+        sum(r["runs"] for r in open_cells), unit="count", source="analysis.recommendation: undecided cells")
+    out["freeze_headline_runs_needed"] = claim(
+        sum(r["runs_needed"] for r in open_cells), unit="count",
+        source="analysis.recommendation: undecided cells")
+    return out
+
+
+def loop_headline(results: Path) -> dict:
+    """Notebook 04's main contrast at many seeds (``grids.LoopHeadline``): the configuration chosen
+    on validation against each task's single-task model and against the base configuration."""
+    from ..experiments.grids import LOOP_HEADLINES
+
+    grid = LOOP_HEADLINES["standard"]
+    records = headline_records(results, "04_training_loop")
+    src = "results/store/04_training_loop (headline records)"
+    tasks = ("topic", "sentiment")
+    items = test_resamples(tasks) if records else {}
+    pairing = analysis.BOOTSTRAP_METHOD if items else SEED_PAIRING
+    done = {(r["strategy"], r["seed"]) for r in records}
+    out = {
+        "loop_headline_runs_done": claim(sum(run in done for run in grid.runs()), unit="count",
+                                         source=f"{src}: (configuration, seed) of grids.LoopHeadline"),
+        "loop_headline_runs_needed": claim(len(grid.runs()), unit="count", source="grids.LoopHeadline"),
+    }
+    for task in tasks:
+        k = next((r["n_per_class"] for r in records if r["task"] == task), None)
+        for tag, other in (("single", f"single_task_{task}"), ("base", grid.base)):
+            if task in items:
+                d = analysis.paired_items(records, grid.chosen, other, task, k, items[task])
+            else:
+                d = analysis.paired(records, grid.chosen, other, task, k)
+            out[f"loop_headline_chosen_vs_{tag}_{task}"] = pending_difference(
+                d, f"{src}: {grid.chosen} minus {other}, {task}, {pairing}", items=d and d.get("items"))
+    return out
