@@ -195,3 +195,28 @@ def test_recommendation_keeps_the_best_when_everything_cheaper_is_behind():
                                                  _headline("frozen_backbone", seed, 0.6, 0.6, 1.0))]
     row = recommendation(records, cells=[("topic", 8)], strategies=("lp_ft", "frozen_backbone"), seeds=range(10))[0]
     assert row["chosen"] == row["best_on_validation"] == "lp_ft" and row["difference"]["mean"] == 0.0
+
+
+def test_forgetting_with_a_frozen_head_is_paired_on_the_runs_own_items():
+    """Notebook 03's one-head-frozen measurement from headline records: the topic predictions
+    after the sentiment stage against the same run's after the topic stage, seed by seed."""
+    import numpy as np
+
+    from sentence_mtl.experiments import analysis
+    from sentence_mtl.reporting.claims_headline import _forgetting
+    from sentence_mtl.results import encode_labels
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 800)
+    records = []
+    for seed in range(4):
+        before = np.where(rng.random(800) < 0.85, labels, (labels + 1) % 4)
+        after = before.copy()
+        after[np.flatnonzero(before == labels)[:40]] = (labels[np.flatnonzero(before == labels)[:40]] + 1) % 4
+        for stage, guess in (("after_topic", before), ("after_sentiment", after)):
+            records.append({"strategy": "sequential_trainable_backbone", "stage": stage, "task": "topic",
+                            "n_per_class": 64, "seed": seed, "metric": "accuracy",
+                            "value": float((guess == labels).mean()), "predictions": encode_labels(guess)})
+    claim = _forgetting(records, {"topic": analysis.ItemResamples(labels, reps=300)}, "method", "src")
+    assert abs(claim["value"] + 40 / 800) < 1e-12 and claim["verdict"] == "behind" and claim["seeds"] == 4
+    assert _forgetting([], {}, "method", "src")["seeds"] == 0

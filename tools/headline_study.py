@@ -2,7 +2,7 @@
 seed, so that notebook 03 reads every run back; a stopped grid resumes where it stopped.
 
 The headline grid is long (hours on 2 CPU cores): this script runs it in the background, apart
-from the notebook, with the same keys (``FreezingStudy.headline_runs``). Records land in
+from the notebook, with the same keys (``FreezingStudy.headline_runs``), size by size. Records land in
 ``results/store/03_freezing_strategies/`` as each run finishes.
 
 With ``--loop``, notebook 04's headline grid instead (``grids.LoopHeadline``: the configuration
@@ -43,6 +43,10 @@ def main() -> None:
         runs = [r for r in runs if str(r[2]) in args.seeds.split(",")]
     if args.sizes:
         runs = [r for r in runs if str(r[1]) in args.sizes.split(",")]
+    # Size by size, then seed by seed: the smaller size's cells (the cheaper runs) are decided
+    # first, and a stopped grid leaves whole seeds; one head frozen in sequence comes last.
+    sizes = [*grid.headline.sizes, None]
+    runs.sort(key=lambda r: (sizes.index(r[1]) if r[0] != "sequential" else len(sizes), r[2]))
     data = StudyData.load(grid, profile, source)
     recorder = Recorder("03_freezing_strategies", profile, {}, is_sample=source.is_sample)
     store = RunStore()

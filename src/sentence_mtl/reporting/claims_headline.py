@@ -51,7 +51,8 @@ def test_resamples(tasks) -> dict:
 
 
 def headline(results: Path) -> dict:
-    records = [r for r in headline_records(results) if not r.get("stage")]
+    found = headline_records(results)
+    records = [r for r in found if not r.get("stage")]
     src = "results/store/03_freezing_strategies (headline records)"
     items = test_resamples(sorted({task for task, _ in CELLS})) if records else {}
     pairing = analysis.BOOTSTRAP_METHOD if items else SEED_PAIRING
@@ -79,6 +80,7 @@ def headline(results: Path) -> dict:
         len(CELLS) * len(grid.strategies) * len(grid.seeds), unit="count", source="grids.HeadlineGrid")
     out["headline_seeds"] = claim(len(grid.seeds), unit="count", source="grids.HeadlineGrid.seeds")
 
+    out["headline_head_frozen_change"] = _forgetting(found, items, pairing, src)
     rows = analysis.recommendation(records, labels=items)
     out["freeze_recommendation"] = claim(
         rows, unit="rows", source=f"{src}: analysis.recommendation, {pairing}")
@@ -91,6 +93,20 @@ def headline(results: Path) -> dict:
         sum(r["runs_needed"] for r in open_cells), unit="count",
         source="analysis.recommendation: undecided cells")
     return out
+
+
+def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
+    """Topic after the sentiment stage minus after the topic stage, with the topic head frozen
+    and the encoder trained (``sequential_trainable_backbone``), on the full topic test set."""
+    variant = "sequential_trainable_backbone"
+    staged = [{**r, "strategy": f"{variant}/{r['stage']}", "stage": None} for r in found
+              if r["strategy"] == variant and r.get("stage") and r["task"] == "topic"]
+    k = staged[0]["n_per_class"] if staged else None
+    after, before = f"{variant}/after_sentiment", f"{variant}/after_topic"
+    d = (analysis.paired_items(staged, after, before, "topic", k, items["topic"]) if staged and "topic" in items
+         else analysis.paired(staged, after, before, "topic", k) if staged else None)
+    return pending_difference(d, f"{src}: {variant}, topic after_sentiment minus after_topic, {pairing}",
+                              items=d and d.get("items"))
 
 
 def loop_headline(results: Path) -> dict:
