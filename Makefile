@@ -49,9 +49,16 @@ notebooks: setup  ## execute every notebook in place (standard profile), reusing
 verify: setup  ## recompute a stratified random sample of stored runs, compare bit for bit -> results/verify.json (~30 min)
 	$(PY) tools/verify.py
 
+# Two one-thread processes share each grid (runs claimed in .cache/headline_claims), which keeps
+# both cores busier than one two-thread process; see docs/design.md on thread counts.
+HEADLINE_CLAIMS := $(or $(SENTENCE_MTL_CACHE),.cache)/headline_claims
 headline: setup  ## the headline grids of notebooks 03 and 04 into the run store, resumable (hours)
-	$(PY) tools/headline_study.py
-	$(PY) tools/headline_study.py --loop
+	@set -e; for grid in "" "--loop"; do \
+		rm -rf $(HEADLINE_CLAIMS); \
+		OMP_NUM_THREADS=1 $(PY) tools/headline_study.py $$grid --claims $(HEADLINE_CLAIMS) & first=$$!; \
+		OMP_NUM_THREADS=1 $(PY) tools/headline_study.py $$grid --claims $(HEADLINE_CLAIMS); \
+		wait $$first; \
+	done
 
 # JupyterLab for re-running cells: the project's kernel (.venv), data folder and profile.
 # Extra server flags go in LAB_FLAGS (e.g. LAB_FLAGS="--no-browser --port 8890"); root needs --allow-root.

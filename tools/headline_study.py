@@ -1,5 +1,5 @@
-"""Runs the freezing study's headline grid (``grids.HeadlineGrid``) into the run store, seed by
-seed, so that notebook 03 reads every run back; a stopped grid resumes where it stopped.
+"""Runs the freezing study's headline grid (``grids.HeadlineGrid``) into the run store, so that
+notebook 03 reads every run back; a stopped grid resumes where it stopped.
 
 The headline grid is long (hours on 2 CPU cores): this script runs it in the background, apart
 from the notebook, with the same keys (``FreezingStudy.headline_runs``), size by size. Records land in
@@ -8,12 +8,18 @@ from the notebook, with the same keys (``FreezingStudy.headline_runs``), size by
 With ``--loop``, notebook 04's headline grid instead (``grids.LoopHeadline``: the configuration
 chosen on validation, the base configuration and the single-task models, on the full test sets).
 
-Usage: ``python tools/headline_study.py [--strategies a,b] [--seeds 0,1] [--sizes 8] [--loop]`` (default: the whole grid
-of the profile that ``SENTENCE_MTL_PROFILE`` names).
+With ``--claims DIR``, several processes share the grid: each takes the next run that no other
+has claimed (a file created once in DIR), so two one-thread processes keep both cores busy
+(``make headline``); clear DIR before starting them.
+
+Usage: ``python tools/headline_study.py [--strategies a,b] [--seeds 0,1] [--sizes 8] [--loop]
+[--claims DIR]`` (default: the whole grid of the profile that ``SENTENCE_MTL_PROFILE`` names).
 """
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 from sentence_mtl.config import get_profile
 from sentence_mtl.data import DataSource
@@ -30,6 +36,7 @@ def main() -> None:
     parser.add_argument("--seeds", help="comma-separated subset of the grid's seeds")
     parser.add_argument("--sizes", help="comma-separated subset of the grid's examples per class")
     parser.add_argument("--loop", action="store_true", help="notebook 04's headline grid instead")
+    parser.add_argument("--claims", type=Path, help="a folder where parallel processes claim runs")
     args = parser.parse_args()
     if args.loop:
         return loop(args)
@@ -53,6 +60,8 @@ def main() -> None:
     study = FreezingStudy(data, recorder, store).headline_runs()
     start = time.time()
     for i, (name, k, seed) in enumerate(runs, 1):
+        if not claimed(args.claims, f"{name}_{k}_{seed}"):
+            continue
         before = store.counts["computed"]
         t0 = time.time()
         rows = study.run_any(name, k, seed)
@@ -62,6 +71,19 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {i}/{len(runs)} {name} k={k} seed={seed}: {how} in "
               f"{time.time() - t0:.0f}s; {values}; {(time.time() - start) / 60:.0f} min so far", flush=True)
     print(store.summary(), flush=True)
+
+
+def claimed(folder: Path | None, run: str) -> bool:
+    """Whether this process takes ``run``: always without a claims folder; else only if it is the
+    first to create the run's claim file there."""
+    if folder is None:
+        return True
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(folder / run, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
 
 
 def loop(args) -> None:
@@ -79,6 +101,8 @@ def loop(args) -> None:
     store = RunStore()
     start = time.time()
     for i, (name, seed) in enumerate(runs, 1):
+        if not claimed(args.claims, f"loop_{name}_{seed}"):
+            continue
         before, t0 = store.counts["computed"], time.time()
         rows = loop_headline_run(store, recorder, name, seed, size, sources, val_sets, tests, dict(size.train_per_class))
         how = "computed" if store.counts["computed"] > before else "stored"
