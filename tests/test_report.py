@@ -246,7 +246,7 @@ def test_03_section_when_present(with_03):
     assert check_cells_against_records(data, results) > 100
     text = squash(pdf_text(pdf))
     assert squash("Not yet run: results/03") not in text
-    assert squash("The leaders on the test subsets") in text
+    assert squash("other runs on the test subsets, per task and size") in text
     assert "03_fixture_strategy_curves.png" in text
     # the recommendation is, per size and task, the strategy with the best mean; the sequential
     # variants (a forgetting experiment) never compete
