@@ -59,15 +59,10 @@ def headline(results: Path) -> dict:
     out: dict = {"headline_pairing": claim(pairing, unit="name", source="analysis.paired_items")}
     grid = analysis._headline_grid()
 
-    def compare(a, b, task, k):
-        if task in items:
-            return analysis.paired_items(records, a, b, task, k, items[task])
-        return analysis.paired(records, a, b, task, k)
-
     for task, k in CELLS:
         for s in grid.strategies:
             out[f"headline_{s}_{task}_{k}"] = mean_claim(records, s, task, k, source=src)
-        d = compare(OURS, PEER, task, k)
+        d = _paired(records, OURS, PEER, task, k, items)
         out[f"headline_ours_vs_setfit_{task}_{k}"] = pending_difference(
             d, f"{src}: {OURS} minus {PEER}, {task}, {k}/class, {pairing}", items=d and d.get("items"))
     out["headline_table"] = claim(analysis.headline_rows(records, items), unit="rows",
@@ -95,6 +90,13 @@ def headline(results: Path) -> dict:
     return out
 
 
+def _paired(records, a, b, task, k, items: dict) -> dict | None:
+    """``a`` minus ``b``: on seeds and items when the task's test labels are known, else on seeds."""
+    if task in items:
+        return analysis.paired_items(records, a, b, task, k, items[task])
+    return analysis.paired(records, a, b, task, k)
+
+
 def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
     """Topic after the sentiment stage minus after the topic stage, with the topic head frozen
     and the encoder trained (``sequential_trainable_backbone``), on the full topic test set."""
@@ -103,8 +105,7 @@ def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
               if r["strategy"] == variant and r.get("stage") and r["task"] == "topic"]
     k = staged[0]["n_per_class"] if staged else None
     after, before = f"{variant}/after_sentiment", f"{variant}/after_topic"
-    d = (analysis.paired_items(staged, after, before, "topic", k, items["topic"]) if staged and "topic" in items
-         else analysis.paired(staged, after, before, "topic", k) if staged else None)
+    d = _paired(staged, after, before, "topic", k, items) if staged else None
     return pending_difference(d, f"{src}: {variant}, topic after_sentiment minus after_topic, {pairing}",
                               items=d and d.get("items"))
 
@@ -129,10 +130,7 @@ def loop_headline(results: Path) -> dict:
     for task in tasks:
         k = next((r["n_per_class"] for r in records if r["task"] == task), None)
         for tag, other in (("single", f"single_task_{task}"), ("base", grid.base)):
-            if task in items:
-                d = analysis.paired_items(records, grid.chosen, other, task, k, items[task])
-            else:
-                d = analysis.paired(records, grid.chosen, other, task, k)
+            d = _paired(records, grid.chosen, other, task, k, items)
             out[f"loop_headline_chosen_vs_{tag}_{task}"] = pending_difference(
                 d, f"{src}: {grid.chosen} minus {other}, {task}, {pairing}", items=d and d.get("items"))
     return out
