@@ -256,3 +256,42 @@ def test_a_setting_added_later_keeps_old_keys_until_it_is_set():
                                       ("extra", object, field(default=None, metadata={store_module.KEYED_WHEN_SET: True}))])
     assert run_key({"s": Old(1e-3, 10)}) == run_key({"s": New(1e-3, 10)})
     assert run_key({"s": New(1e-3, 10, extra=Settings(1e-3, 10))}) != run_key({"s": New(1e-3, 10)})
+
+
+def _verify_store(tmp_path, monkeypatch, key: str) -> tuple[RunStore, object]:
+    """A store as ``make verify`` opens it: ``key`` listed for recomputation, a log of the checks."""
+    listed, log = tmp_path / "keys.json", tmp_path / "checks.jsonl"
+    listed.write_text(json.dumps([key]))
+    monkeypatch.setenv("SENTENCE_MTL_STORE_VERIFY", str(listed))
+    monkeypatch.setenv("SENTENCE_MTL_STORE_VERIFY_LOG", str(log))
+    return RunStore(tmp_path / "store"), log
+
+
+@pytest.mark.parametrize("recomputed, identical, largest", [(0.5, True, 0.0), (0.5 + 1e-7, False, 1e-7)])
+def test_make_verify_logs_each_listed_run_with_its_largest_metric_difference(tmp_path, monkeypatch, recomputed,
+                                                                             identical, largest):
+    compute, calls = counting_run([0.5, recomputed])
+    RunStore(tmp_path / "store").run(recorder(), PARTS, compute)
+    verifier, log = _verify_store(tmp_path, monkeypatch, RunStore.key(recorder(), PARTS))
+    records = verifier.run(recorder(), PARTS, compute)
+    check = json.loads(log.read_text())
+    assert len(calls) == 2 and records[0]["value"] == 0.5  # the stored record is what the notebook reads
+    assert check["identical"] is identical and check["values_identical"] is identical
+    assert check["largest_value_difference"] == pytest.approx(largest, abs=1e-12)
+
+
+def test_a_setting_echoed_at_none_by_a_fresh_run_matches_a_record_stored_before_it_existed(tmp_path):
+    """Settings added to a configuration later are echoed as None by a recomputed run and absent
+    from older records: both mean the setting was not used, so the check passes."""
+    def run_with(config):
+        def compute(child):
+            child.add(task="topic", dataset="d", strategy="s", metric="accuracy", value=0.5, n_test=10,
+                      strategy_config=config, activation_mb=270.1 + len(config))
+        return compute
+
+    RunStore(tmp_path).run(recorder(), PARTS, run_with({"lr": 0.1}))
+    checker = RunStore(tmp_path, spot_check=1.0)
+    checker.run(recorder(), PARTS, run_with({"lr": 0.1, "contrastive": None}))
+    assert checker.counts["checked"] == 1
+    with pytest.raises(StoreMismatch, match="strategy_config"):
+        RunStore(tmp_path, spot_check=1.0).run(recorder(), PARTS, run_with({"lr": 0.2}))

@@ -212,3 +212,11 @@ def test_answer_three_states_the_recommendation_once_every_cell_is_decided(claim
     assert "By data size, one rule decides" in answers and "with 64, linear probe, then full fine-tuning (LP-FT) on topic" in answers.replace("\n", " ")
     opened = render(claims)["README.md"]
     assert "By data size, one rule decides" not in opened
+    small = rows[::2] + [{"task": task, "k": 64, "decided": False, "runs": 30, "runs_needed": 80}
+                         for task in ("topic", "sentiment")]
+    half = {**claims, "freeze_recommendation": {**claims["freeze_recommendation"], "value": small},
+            "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 2}}
+    answers = render(half)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
+    flat = " ".join(answers.split())
+    assert "By data size" not in flat and "one rule decides" in flat and "label prior on topic" in flat
+    assert "the ten-seed grid is incomplete" in flat

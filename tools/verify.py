@@ -1,5 +1,6 @@
 """``make verify``: recompute a random sample of the run store's runs and compare each with its
-record, bit for bit, without a cold reproduction.
+record, bit for bit, without a cold reproduction: every measured field (``store.measured``) and,
+apart, the metric values alone, with the largest difference found.
 
 The sample is stratified: every notebook and, in notebook 03, every strategy kind (the run's
 ``runner``) gives at least one run (runs of the headline grid, which ``tools/headline_study.py``
@@ -104,10 +105,15 @@ def main() -> int:
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": args.seed,
               "cores": os.cpu_count(), "record_files": len(entries) + len(damaged), "damaged": damaged,
               "runs_checked": len(checks), "identical": sum(c["identical"] for c in checks),
+              "values_identical": sum(c["values_identical"] for c in checks),
+              "largest_value_difference": max((c["largest_value_difference"] for c in checks
+                                               if c["largest_value_difference"] is not None), default=None),
+              "values_not_comparable": sum(c["largest_value_difference"] is None for c in checks),
               "kinds": sorted(set(strata.values())), "not_reached": missing,
               "minutes": round((time.time() - start) / 60, 1), "checks": checks}
     write_json(OUTPUT, result)
-    print(f"{result['identical']} of {result['runs_checked']} runs identical; {len(damaged)} damaged files; "
+    print(f"{result['identical']} of {result['runs_checked']} runs identical ({result['values_identical']} in every "
+          f"metric value; largest metric difference {result['largest_value_difference']}); {len(damaged)} damaged files; "
           f"{len(missing)} sampled runs not reached by a notebook; {result['minutes']} min -> {OUTPUT}")
     return 0 if result["identical"] == result["runs_checked"] and not damaged and not missing else 1
 

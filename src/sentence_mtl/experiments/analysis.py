@@ -321,6 +321,17 @@ def _headline_grid():
     return GRIDS["standard"].headline
 
 
+def best_on_validation(by_strategy: dict[str, list[dict]]) -> str:
+    """The strategy with the highest mean validation score over its runs: choices never read test."""
+    return max(by_strategy, key=lambda s: sum(r["val_value"] for r in by_strategy[s]) / len(by_strategy[s]))
+
+
+def paired_to(records: list[dict], a: str, b: str, task: str, k, items=None) -> dict | None:
+    """``a`` minus ``b``: paired on seeds and test items (``paired_items``) when ``items``, the
+    gold test labels or their ``ItemResamples``, are given; on seeds only (``paired``) otherwise."""
+    return paired(records, a, b, task, k) if items is None else paired_items(records, a, b, task, k, items)
+
+
 def headline_rows(records: list[dict], labels: dict, cells=HEADLINE_CELLS) -> list[dict]:
     """One row per (task, k, strategy) of the headline records: seeds, mean validation score, the
     full-test mean with its 95% interval, median training seconds, and the paired difference
@@ -335,13 +346,10 @@ def headline_rows(records: list[dict], labels: dict, cells=HEADLINE_CELLS) -> li
                 by.setdefault(r["strategy"], []).append(r)
         if not by:
             continue
-        best = max(by, key=lambda s: sum(r["val_value"] for r in by[s]) / len(by[s]))
+        best = best_on_validation(by)
         for s, runs in sorted(by.items(), key=lambda item: -sum(r["value"] for r in item[1]) / len(item[1])):
             mean, low, high = interval([r["value"] for r in runs], runs[0].get("n_test"))
-            d = None
-            if s != best:
-                d = (paired_items(headline, s, best, task, k, labels[task]) if labels.get(task) is not None
-                     else paired(headline, s, best, task, k))
+            d = None if s == best else paired_to(headline, s, best, task, k, labels.get(task))
             rows.append({"task": task, "k": k, "strategy": s, "seeds": len(runs), "best_on_validation": best,
                          "val_value": sum(r["val_value"] for r in runs) / len(runs), "value": mean, "low": low,
                          "high": high, "train_seconds": _median([r["train_seconds"] for r in runs]),
@@ -379,11 +387,10 @@ def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, s
         by = {}
         for r in runs:
             by.setdefault(r["strategy"], []).append(r)
-        best = max(by, key=lambda s: sum(r["val_value"] for r in by[s]) / len(by[s]))
+        best = best_on_validation(by)
         seconds = {s: _median([r["train_seconds"] for r in rs]) for s, rs in by.items()}
         items = (labels or {}).get(task)
-        differences = {s: paired(runs, s, best, task, k) if items is None
-                       else paired_items(runs, s, best, task, k, items) for s in by if s != best}
+        differences = {s: paired_to(runs, s, best, task, k, items) for s in by if s != best}
         kept = [best] + [s for s, d in differences.items() if d and d["verdict"] != "behind"]
         chosen = min(kept, key=lambda s: (seconds[s], s != best))
         mean, low, high = interval([r["value"] for r in by[chosen]], by[chosen][0].get("n_test"))

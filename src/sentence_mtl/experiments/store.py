@@ -52,7 +52,7 @@ STUDY_VERSION = 1
 MODES = ("reuse", "recompute")
 # Measured costs vary from run to run; everything else in a record must reproduce exactly.
 COST_KEYS = frozenset({"train_seconds", "peak_memory_mb", "encode_seconds", "seconds",
-                       "training_memory_mb", "wall_seconds", "cache_seconds"})
+                       "training_memory_mb", "activation_mb", "wall_seconds", "cache_seconds"})
 # Fields of a record that describe where and when it ran rather than what it measured.
 CONTEXT_KEYS = frozenset({"config", "run_id", "promoted"})
 
@@ -148,7 +148,18 @@ def measured(record: dict) -> str:
     (timings, memory) and context (the grid's description, run ids, registry decisions)."""
     kept = {k: v for k, v in record.items() if k not in COST_KEYS | CONTEXT_KEYS
             and not k.endswith(("_seconds", "_s"))}
-    return json.dumps(kept, sort_keys=True, default=_jsonable, allow_nan=False)
+    canonical = json.loads(json.dumps(kept, default=_jsonable, allow_nan=False))
+    return json.dumps(_without_unset(canonical), sort_keys=True, allow_nan=False)
+
+
+def _without_unset(value):
+    """Nested settings left at None dropped: a setting added after a run was stored is echoed as
+    None by a fresh run and absent from the stored record, and both mean it was not set."""
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_unset(v) for v in value]
+    return value
 
 
 def content_hash(entry: dict) -> str:
@@ -223,6 +234,18 @@ def first_difference(fresh: list[dict], stored: list[dict]) -> str | None:
     return None
 
 
+def largest_value_difference(fresh: list[dict], stored: list[dict]) -> float | None:
+    """The largest absolute difference between the ``value`` (the metric) of a recomputed run's
+    records and its stored ones, record by record; None when they do not line up (another count,
+    or another metric at the same place): what ``make verify`` reports beside ``first_difference``."""
+    if len(fresh) != len(stored) or any(a.get("metric") != b.get("metric") for a, b in zip(fresh, stored)):
+        return None
+    pairs = [(a.get("value"), b.get("value")) for a, b in zip(fresh, stored)]
+    if any(not isinstance(x, (int, float)) or not isinstance(y, (int, float)) for x, y in pairs):
+        return None if any(x != y for x, y in pairs) else 0.0
+    return max((abs(x - y) for x, y in pairs), default=0.0)
+
+
 class RunStore:
     """Records of finished runs under ``root/<experiment>/<key>.json``."""
 
@@ -287,7 +310,8 @@ class RunStore:
             self.counts["checked"] += 1
             difference = first_difference(fresh, entry["records"])
             if listed:  # ``make verify``: every listed run is reported, identical or not
-                self._log_check(recorder.experiment, key, difference, time.perf_counter() - start)
+                self._log_check(recorder.experiment, key, difference, time.perf_counter() - start,
+                                largest_value_difference(fresh, entry["records"]))
             elif difference:
                 raise StoreMismatch(f"run {key[:12]} of {recorder.experiment} gave different records "
                                     f"when recomputed ({path}): {difference}")
@@ -305,10 +329,13 @@ class RunStore:
         recorder.records.extend(records)
         return records
 
-    def _log_check(self, experiment: str, key: str, difference: str | None, seconds: float) -> None:
+    def _log_check(self, experiment: str, key: str, difference: str | None, seconds: float,
+                   value_difference: float | None) -> None:
         with self.verify_log.open("a") as log:
             log.write(json.dumps({"experiment": experiment, "key": key, "identical": difference is None,
-                                  "difference": difference, "seconds": round(seconds, 1)}) + "\n")
+                                  "difference": difference, "largest_value_difference": value_difference,
+                                  "values_identical": value_difference == 0.0,
+                                  "seconds": round(seconds, 1)}) + "\n")
 
     @staticmethod
     def _compute(recorder, compute) -> list[dict]:

@@ -92,9 +92,7 @@ def headline(results: Path) -> dict:
 
 def _paired(records, a, b, task, k, items: dict) -> dict | None:
     """``a`` minus ``b``: on seeds and items when the task's test labels are known, else on seeds."""
-    if task in items:
-        return analysis.paired_items(records, a, b, task, k, items[task])
-    return analysis.paired(records, a, b, task, k)
+    return analysis.paired_to(records, a, b, task, k, items.get(task))
 
 
 def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
