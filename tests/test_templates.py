@@ -218,5 +218,5 @@ def test_answer_three_states_the_recommendation_once_every_cell_is_decided(claim
             "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 2}}
     answers = render(half)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
     flat = " ".join(answers.split())
-    assert "By data size" not in flat and "one rule decides" in flat and "label prior on topic" in flat
+    assert "By data size" not in flat and "one rule decides" in flat and "label prior (nothing trained) on topic" in flat
     assert "the ten-seed grid is incomplete" in flat
