@@ -7,6 +7,7 @@ Torch-free: ``sentence_mtl.reporting`` imports it.
 from __future__ import annotations
 
 from collections import Counter
+from statistics import median
 
 import pandas as pd
 
@@ -309,12 +310,6 @@ def retrieval_summary(records: list[dict]) -> dict | None:
 HEADLINE_CELLS = (("topic", 8), ("topic", 64), ("sentiment", 8), ("sentiment", 64))
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _headline_grid():
     from .grids import GRIDS
 
@@ -334,9 +329,8 @@ def paired_to(records: list[dict], a: str, b: str, task: str, k, items=None) -> 
 
 def headline_rows(records: list[dict], labels: dict, cells=HEADLINE_CELLS) -> list[dict]:
     """One row per (task, k, strategy) of the headline records: seeds, mean validation score, the
-    full-test mean with its 95% interval, median training seconds, and the paired difference
-    (``paired_items`` with ``labels``, {task: gold labels or ``ItemResamples``}; else ``paired``)
-    to the strategy best on validation in its cell (None for that strategy itself)."""
+    full-test mean with its 95% interval, median training seconds, and the difference to the best
+    on validation in its cell (``paired_to`` with ``labels[task]``; None for that strategy)."""
     headline = [r for r in records if r.get("headline") and not r.get("stage")]
     rows = []
     for task, k in cells:
@@ -352,7 +346,7 @@ def headline_rows(records: list[dict], labels: dict, cells=HEADLINE_CELLS) -> li
             d = None if s == best else paired_to(headline, s, best, task, k, labels.get(task))
             rows.append({"task": task, "k": k, "strategy": s, "seeds": len(runs), "best_on_validation": best,
                          "val_value": sum(r["val_value"] for r in runs) / len(runs), "value": mean, "low": low,
-                         "high": high, "train_seconds": _median([r["train_seconds"] for r in runs]),
+                         "high": high, "train_seconds": median([r["train_seconds"] for r in runs]),
                          "n_test": runs[0].get("n_test"), "minus_best": d})
     return rows
 
@@ -388,7 +382,7 @@ def recommendation(records: list[dict], cells=HEADLINE_CELLS, strategies=None, s
         for r in runs:
             by.setdefault(r["strategy"], []).append(r)
         best = best_on_validation(by)
-        seconds = {s: _median([r["train_seconds"] for r in rs]) for s, rs in by.items()}
+        seconds = {s: median([r["train_seconds"] for r in rs]) for s, rs in by.items()}
         items = (labels or {}).get(task)
         differences = {s: paired_to(runs, s, best, task, k, items) for s in by if s != best}
         kept = [best] + [s for s, d in differences.items() if d and d["verdict"] != "behind"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import median
 
 from ..experiments import analysis
 from ..experiments.analysis import interval, paired
@@ -41,7 +42,7 @@ def freezing(results: Path) -> dict:
                         f"{src}: {s} minus frozen_backbone, {task}, {k}/class, paired by seed",
                         items=_n(flat, task),
                     )
-                seconds = analysis._median(_values(flat, s, task, k, "train_seconds") or [float("nan")])
+                seconds = median(_values(flat, s, task, k, "train_seconds") or [float("nan")])
                 if seconds == seconds:
                     out[f"freeze_{s}_seconds_{task}_{k}"] = claim(
                         seconds, unit="seconds", source=f"{src}: median train_seconds"
