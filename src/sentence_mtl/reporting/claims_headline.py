@@ -62,7 +62,7 @@ def headline(results: Path) -> dict:
     for task, k in CELLS:
         for s in grid.strategies:
             out[f"headline_{s}_{task}_{k}"] = mean_claim(records, s, task, k, source=src)
-        d = _paired(records, OURS, PEER, task, k, items)
+        d = analysis.paired_to(records, OURS, PEER, task, k, items.get(task))
         out[f"headline_ours_vs_setfit_{task}_{k}"] = pending_difference(
             d, f"{src}: {OURS} minus {PEER}, {task}, {k}/class, {pairing}", items=d and d.get("items"))
     out["headline_table"] = claim(analysis.headline_rows(records, items), unit="rows",
@@ -90,11 +90,6 @@ def headline(results: Path) -> dict:
     return out
 
 
-def _paired(records, a, b, task, k, items: dict) -> dict | None:
-    """``a`` minus ``b``: on seeds and items when the task's test labels are known, else on seeds."""
-    return analysis.paired_to(records, a, b, task, k, items.get(task))
-
-
 def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
     """Topic after the sentiment stage minus after the topic stage, with the topic head frozen
     and the encoder trained (``sequential_trainable_backbone``), on the full topic test set."""
@@ -103,7 +98,7 @@ def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
               if r["strategy"] == variant and r.get("stage") and r["task"] == "topic"]
     k = staged[0]["n_per_class"] if staged else None
     after, before = f"{variant}/after_sentiment", f"{variant}/after_topic"
-    d = _paired(staged, after, before, "topic", k, items) if staged else None
+    d = analysis.paired_to(staged, after, before, "topic", k, items.get("topic")) if staged else None
     return pending_difference(d, f"{src}: {variant}, topic after_sentiment minus after_topic, {pairing}",
                               items=d and d.get("items"))
 
@@ -128,7 +123,7 @@ def loop_headline(results: Path) -> dict:
     for task in tasks:
         k = next((r["n_per_class"] for r in records if r["task"] == task), None)
         for tag, other in (("single", f"single_task_{task}"), ("base", grid.base)):
-            d = _paired(records, grid.chosen, other, task, k, items)
+            d = analysis.paired_to(records, grid.chosen, other, task, k, items.get(task))
             out[f"loop_headline_chosen_vs_{tag}_{task}"] = pending_difference(
                 d, f"{src}: {grid.chosen} minus {other}, {task}, {pairing}", items=d and d.get("items"))
     return out

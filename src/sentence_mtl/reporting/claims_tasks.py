@@ -243,13 +243,12 @@ def operations(results: Path) -> dict:
         out["ops_verify_damaged"] = claim(len(checked["damaged"]), unit="count", source=source)
         out["ops_verify_minutes"] = claim(checked["minutes"], unit="minutes", source=source)
         out["ops_verify_values_identical"] = claim(checked["values_identical"], unit="count", source=source)
-        out["ops_verify_largest_value_difference"] = claim(
-            checked["largest_value_difference"], unit="number", source=f"{source}: |recomputed - stored| metric"
-        )
         largest = max((c for c in checked["checks"] if c["largest_value_difference"] is not None),
-                      key=lambda c: c["largest_value_difference"], default=None)
-        out["ops_verify_largest_value_kind"] = claim(largest["kind"] if largest else None, unit="name",
-                                                     source=source)
+                      key=lambda c: c["largest_value_difference"], default={})
+        out["ops_verify_largest_value_difference"] = claim(
+            largest.get("largest_value_difference"), unit="number", source=f"{source}: |recomputed - stored| metric"
+        )
+        out["ops_verify_largest_value_kind"] = claim(largest.get("kind"), unit="name", source=source)
         out["ops_verify_not_reached"] = claim(len(checked["not_reached"]), unit="count", source=source)
     timing = load(results, "train_timing")
     if timing:
