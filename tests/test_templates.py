@@ -14,6 +14,7 @@ from jinja2 import nodes
 
 from sentence_mtl.config import REPO_ROOT
 from sentence_mtl.reporting import claims as claims_module
+from sentence_mtl.reporting.claims_headline import printable_row
 from sentence_mtl.reporting.filters import SlotError, ci, pct, pts
 from sentence_mtl.reporting.render import TARGETS, TEMPLATES, environment, render
 
@@ -184,12 +185,13 @@ def test_a_decided_recommendation_renders_in_readme_and_notebook(claims):
     }
     decided = {
         **claims,
-        "freeze_recommendation": {**claims["freeze_recommendation"], "value": [row]},
+        "freeze_recommendation": {**claims["freeze_recommendation"], "value": [printable_row(row, "test")]},
         "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 1},
     }
     out = render(decided)
     assert (
-        "| topic | 8 | frozen backbone, linear head | 87.6% | 0.4 s | full fine-tuning |" in out["README.md"]
+        "| topic | 8 | frozen backbone, linear head | freeze the backbone and train a linear head "
+        "| 87.6% (95% CI 86.0–89.0) | 0.4 s | full fine-tuning |" in out["README.md"]
     )
     assert "An undecided cell" not in out["README.md"]
     twin = out["notebooks/src/03_freezing_strategies.py"].replace("# ", "")
@@ -204,12 +206,15 @@ def test_answer_three_states_the_recommendation_once_every_cell_is_decided(claim
                 "value": 0.8, "low": 0.79, "high": 0.81, "train_seconds": 1.0, "best_train_seconds": 30.0,
                 "seeds": 10, "n_test": 7600, "difference": {"mean": -0.004, "low": -0.01, "high": 0.002,
                                                             "verdict": "tie"}}
-    rows = [row("topic", 8, "label_prior"), row("topic", 64, "lp_ft"), row("sentiment", 8, "label_prior"),
-            row("sentiment", 64, "lp_ft")]
+    rows = [printable_row(row(task, k, chosen), "test") for task, k, chosen in
+            (("topic", 8, "label_prior"), ("topic", 64, "lp_ft"), ("sentiment", 8, "label_prior"),
+             ("sentiment", 64, "lp_ft"))]
     decided = {**claims, "freeze_recommendation": {**claims["freeze_recommendation"], "value": rows},
                "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 4}}
     answers = render(decided)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
-    assert "By data size, one rule decides" in answers and "with 64, linear probe, then full fine-tuning (LP-FT) on topic" in answers.replace("\n", " ")
+    flat = " ".join(answers.split())
+    assert "By data size, one rule decides" in flat
+    assert "With 64 labels per class, on topic, train the head, then the whole network (80.0%" in flat
     opened = render(claims)["README.md"]
     assert "By data size, one rule decides" not in opened
     small = rows[::2] + [{"task": task, "k": 64, "decided": False, "runs": 30, "runs_needed": 80}
@@ -218,5 +223,6 @@ def test_answer_three_states_the_recommendation_once_every_cell_is_decided(claim
             "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 2}}
     answers = render(half)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
     flat = " ".join(answers.split())
-    assert "By data size" not in flat and "one rule decides" in flat and "label prior (nothing trained) on topic" in flat
+    assert "By data size" not in flat and "One rule chooses" in flat
+    assert "on topic, freeze the whole network (80.0%, 95% CI 79.0–81.0)" in flat
     assert "the ten-seed grid is incomplete" in flat

@@ -495,13 +495,13 @@ pd.DataFrame(recommendation)
 # |---|---|---|---|
 # | topic | 8 | self-training on the frozen encoder | self-training on the frozen encoder |
 # | topic | 64 | undecided |  |
-# | sentiment | 8 | undecided |  |
+# | sentiment | 8 | label-anchored contrastive fine-tuning | label-anchored contrastive fine-tuning |
 # | sentiment | 64 | undecided |  |
 #
 # An undecided cell needs ten seeds of each candidate scored on validation, to choose, and on the
 # full official test sets, to report; the sections before the headline grid describe the strategies on test subsets but
 # cannot choose among them without selecting on the test set. The headline grid above holds
-# 171 of its 320 task-runs (`make headline`
+# 180 of its 320 task-runs (`make headline`
 # computes the rest).
 # <!-- conclusion:end -->
 

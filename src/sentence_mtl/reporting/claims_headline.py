@@ -76,7 +76,8 @@ def headline(results: Path) -> dict:
     out["headline_seeds"] = claim(len(grid.seeds), unit="count", source="grids.HeadlineGrid.seeds")
 
     out["headline_head_frozen_change"] = _forgetting(found, items, pairing, src)
-    rows = analysis.recommendation(records, labels=items)
+    rows = [printable_row(r, f"{src}: analysis.recommendation, {pairing}")
+            for r in analysis.recommendation(records, labels=items)]
     out["freeze_recommendation"] = claim(
         rows, unit="rows", source=f"{src}: analysis.recommendation, {pairing}")
     out["freeze_recommendation_decided"] = claim(
@@ -88,6 +89,18 @@ def headline(results: Path) -> dict:
         sum(r["runs_needed"] for r in open_cells), unit="count",
         source="analysis.recommendation: undecided cells")
     return out
+
+
+def printable_row(row: dict, source: str) -> dict:
+    """A decided recommendation row with its test score and training time as claims, so a
+    template prints them with the filters every other number goes through."""
+    if not row["decided"]:
+        return row
+    where = f"{source}: {row['chosen']}, {row['task']}, {row['k']}/class"
+    return {**row,
+            "score": claim(row["value"], row["low"], row["high"], unit="percent", source=where,
+                           seeds=row["seeds"], items=row["n_test"]),
+            "seconds": claim(row["train_seconds"], unit="seconds", source=f"{where}, median")}
 
 
 def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
