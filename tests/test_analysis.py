@@ -167,7 +167,7 @@ FOUR = ("full_finetune", "frozen_backbone", "label_prior", "setfit")
 
 
 def test_recommendation_takes_the_cheapest_strategy_not_behind_the_best_on_validation():
-    from sentence_mtl.experiments.analysis import recommendation
+    from sentence_mtl.experiments.headline import recommendation
 
     records = []
     for seed in range(10):
@@ -189,12 +189,24 @@ def test_recommendation_takes_the_cheapest_strategy_not_behind_the_best_on_valid
 
 
 def test_recommendation_keeps_the_best_when_everything_cheaper_is_behind():
-    from sentence_mtl.experiments.analysis import recommendation
+    from sentence_mtl.experiments.headline import recommendation
 
     records = [r for seed in range(10) for r in (_headline("lp_ft", seed, 0.9, 0.9, 100.0),
                                                  _headline("frozen_backbone", seed, 0.6, 0.6, 1.0))]
     row = recommendation(records, cells=[("topic", 8)], strategies=("lp_ft", "frozen_backbone"), seeds=range(10))[0]
     assert row["chosen"] == row["best_on_validation"] == "lp_ft" and row["difference"]["mean"] == 0.0
+
+
+def test_recommendation_never_reads_the_test_set_to_choose():
+    """A cheap strategy level with the best on validation is chosen even when it is far behind on
+    test: the test difference is reported beside the choice, not used for it."""
+    from sentence_mtl.experiments.headline import recommendation
+
+    records = [r for seed in range(10) for r in (_headline("lp_ft", seed, 0.90, 0.80 + 0.001 * seed, 100.0),
+                                                 _headline("frozen_backbone", seed, 0.60, 0.80, 1.0))]
+    row = recommendation(records, cells=[("topic", 8)], strategies=("lp_ft", "frozen_backbone"), seeds=range(10))[0]
+    assert row["best_on_validation"] == "lp_ft" and row["chosen"] == "frozen_backbone"
+    assert row["val_difference"]["verdict"] == "tie" and row["difference"]["verdict"] == "behind"
 
 
 def test_forgetting_with_a_frozen_head_is_paired_on_the_runs_own_items():

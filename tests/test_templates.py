@@ -223,6 +223,6 @@ def test_answer_three_states_the_recommendation_once_every_cell_is_decided(claim
             "freeze_recommendation_decided": {**claims["freeze_recommendation_decided"], "value": 2}}
     answers = render(half)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
     flat = " ".join(answers.split())
-    assert "By data size" not in flat and "One rule chooses" in flat
+    assert "By data size" not in flat and "Both picks are made on validation" in flat
     assert "on topic, freeze the whole network (80.0%, 95% CI 79.0–81.0)" in flat
     assert "the ten-seed grid is incomplete" in flat

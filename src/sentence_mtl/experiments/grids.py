@@ -42,7 +42,7 @@ class HeadlineGrid:
     test sets, and every predicted label kept, so each difference is paired on seeds and items.
 
     Every run also scores a stratified validation subset (``val_items`` per task), on which the
-    decision rule of ``analysis.recommendation`` chooses; the test sets only evaluate."""
+    decision rule of ``headline.recommendation`` chooses; the test sets only evaluate."""
 
     strategies: tuple[str, ...]
     sizes: tuple[int, ...]

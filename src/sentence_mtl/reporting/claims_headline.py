@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..experiments import analysis
-from .claim import claim, mean_claim, pending_difference
+from ..experiments import analysis, headline as grid_rule
+from .claim import claim, difference, mean_claim, pending_difference
 
-CELLS = analysis.HEADLINE_CELLS
+CELLS = grid_rule.CELLS
 OURS, PEER = "anchored_contrastive", "setfit"
 SEED_PAIRING = "paired by seed (no gold labels: the data folder was not found)"
 
@@ -57,16 +57,17 @@ def headline(results: Path) -> dict:
     items = test_resamples(sorted({task for task, _ in CELLS})) if records else {}
     pairing = analysis.BOOTSTRAP_METHOD if items else SEED_PAIRING
     out: dict = {"headline_pairing": claim(pairing, unit="name", source="analysis.paired_items")}
-    grid = analysis._headline_grid()
+    grid = grid_rule.grid()
 
     for task, k in CELLS:
         for s in grid.strategies:
             out[f"headline_{s}_{task}_{k}"] = mean_claim(records, s, task, k, source=src)
-        d = analysis.paired_to(records, OURS, PEER, task, k, items.get(task))
+        d = grid_rule.paired_to(records, OURS, PEER, task, k, items.get(task))
         out[f"headline_ours_vs_setfit_{task}_{k}"] = pending_difference(
             d, f"{src}: {OURS} minus {PEER}, {task}, {k}/class, {pairing}", items=d and d.get("items"))
-    out["headline_table"] = claim(analysis.headline_rows(records, items), unit="rows",
-                                  source=f"{src}: analysis.headline_rows, {pairing}")
+    out["headline_table"] = claim(
+        [headline_row(r, f"{src}: headline.headline_rows, {pairing}") for r in grid_rule.headline_rows(records, items)],
+        unit="rows", source=f"{src}: headline.headline_rows, {pairing}")
     done = {(r["strategy"], r["n_per_class"], r["seed"], r["task"]) for r in records}
     out["headline_task_runs_done"] = claim(
         sum((s, k, seed, task) in done for task, k in CELLS for s in grid.strategies for seed in grid.seeds),
@@ -76,19 +77,31 @@ def headline(results: Path) -> dict:
     out["headline_seeds"] = claim(len(grid.seeds), unit="count", source="grids.HeadlineGrid.seeds")
 
     out["headline_head_frozen_change"] = _forgetting(found, items, pairing, src)
-    rows = [printable_row(r, f"{src}: analysis.recommendation, {pairing}")
-            for r in analysis.recommendation(records, labels=items)]
+    rows = [printable_row(r, f"{src}: headline.recommendation, {pairing}")
+            for r in grid_rule.recommendation(records, labels=items)]
     out["freeze_recommendation"] = claim(
-        rows, unit="rows", source=f"{src}: analysis.recommendation, {pairing}")
+        rows, unit="rows", source=f"{src}: headline.recommendation, {pairing}")
     out["freeze_recommendation_decided"] = claim(
-        sum(r["decided"] for r in rows), unit="count", source="analysis.recommendation")
+        sum(r["decided"] for r in rows), unit="count", source="headline.recommendation")
     open_cells = [r for r in rows if not r["decided"]]
     out["freeze_headline_runs_done"] = claim(
-        sum(r["runs"] for r in open_cells), unit="count", source="analysis.recommendation: undecided cells")
+        sum(r["runs"] for r in open_cells), unit="count", source="headline.recommendation: undecided cells")
     out["freeze_headline_runs_needed"] = claim(
         sum(r["runs_needed"] for r in open_cells), unit="count",
-        source="analysis.recommendation: undecided cells")
+        source="headline.recommendation: undecided cells")
     return out
+
+
+def headline_row(row: dict, source: str) -> dict:
+    """A row of the headline table with its numbers as claims (validation and test score, the
+    difference to the best on validation, training seconds), printed by the filters."""
+    where = f"{source}: {row['strategy']}, {row['task']}, {row['k']}/class"
+    return {**row,
+            "val": claim(row["val_value"], unit="percent", source=f"{where}, validation mean"),
+            "score": claim(row["value"], row["low"], row["high"], unit="percent", source=where,
+                           seeds=row["seeds"], items=row["n_test"]),
+            "minus": difference(row["minus_best"], f"{where}, minus the best on validation"),
+            "seconds": claim(row["train_seconds"], unit="seconds", source=f"{where}, median")}
 
 
 def printable_row(row: dict, source: str) -> dict:
@@ -111,7 +124,7 @@ def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:
               if r["strategy"] == variant and r.get("stage") and r["task"] == "topic"]
     k = staged[0]["n_per_class"] if staged else None
     after, before = f"{variant}/after_sentiment", f"{variant}/after_topic"
-    d = analysis.paired_to(staged, after, before, "topic", k, items.get("topic")) if staged else None
+    d = grid_rule.paired_to(staged, after, before, "topic", k, items.get("topic")) if staged else None
     return pending_difference(d, f"{src}: {variant}, topic after_sentiment minus after_topic, {pairing}",
                               items=d and d.get("items"))
 
@@ -136,7 +149,7 @@ def loop_headline(results: Path) -> dict:
     for task in tasks:
         k = next((r["n_per_class"] for r in records if r["task"] == task), None)
         for tag, other in (("single", f"single_task_{task}"), ("base", grid.base)):
-            d = analysis.paired_to(records, grid.chosen, other, task, k, items.get(task))
+            d = grid_rule.paired_to(records, grid.chosen, other, task, k, items.get(task))
             out[f"loop_headline_chosen_vs_{tag}_{task}"] = pending_difference(
                 d, f"{src}: {grid.chosen} minus {other}, {task}, {pairing}", items=d and d.get("items"))
     return out
