@@ -231,12 +231,42 @@ def redraw(results: Path = REPO_ROOT / "results", figures_dir: Path = REPO_ROOT 
             for function in draw:
                 plots.plt.close(function(records, figures_dir))
                 drawn.append(function.__name__.lstrip("_"))
+    if (fig := headline_scores(results, figures_dir)) is not None:
+        plots.plt.close(fig)
+        drawn.append("headline_scores")
     from ..data import TASKS
     from .architecture import architecture_figure
 
     tasks = {t: len(TASKS[t].label_names) for t in ("topic", "sentiment", "airline")}
     plots.plt.close(architecture_figure(tasks, name="02_architecture", figures_dir=figures_dir))
     return drawn + ["architecture"]
+
+
+def headline_scores(results: Path, figures_dir: Path | None = None):
+    """Task 3 at its smallest size, as the rule reads it: each headline strategy's full-test score
+    (ten seeds, 95% interval over seeds and items), cheapest first (median training seconds over
+    both tasks), the rule's choice ringed. None before any headline run."""
+    from statistics import median
+
+    from ..experiments.headline import recommendation
+    from .claims_headline import headline_records
+    from .names import names
+
+    records = [r for r in headline_records(results) if not r.get("stage")]
+    if not records:
+        return None
+    k = min(r["n_per_class"] for r in records)
+    at_k = [r for r in records if r["n_per_class"] == k]
+    seconds = {s: median(r["train_seconds"] for r in at_k if r["strategy"] == s) for s in {r["strategy"] for r in at_k}}
+    strategies = sorted(seconds, key=lambda s: (seconds[s], s))
+    seeds = max(len({r["seed"] for r in at_k if r["strategy"] == s}) for s in strategies)
+    chosen = {r["task"]: r["chosen"] for r in recommendation(records, cells=[(t, k) for t in CLASSIFICATION])
+              if r["decided"]}  # chosen on validation alone, so no test labels are needed here
+    return plots.interval_dots(
+        at_k, strategies, list(CLASSIFICATION),
+        f"{k} labels per class, {seeds} seeds, full test sets; ringed: the rule's choice",
+        name="03_headline_scores", figures_dir=figures_dir, labels={s: names().get(s, s) for s in strategies},
+        ringed=chosen)
 
 
 def _cost_vs_quality(records: list[dict], figures_dir: Path | None = None):

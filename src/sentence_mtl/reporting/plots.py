@@ -231,10 +231,12 @@ def training_curves(log: list[dict], title: str, name=None, figures_dir=None):
 
 
 def interval_dots(records: list[dict], strategies: list[str], tasks: list[str], title: str,
-                  name=None, figures_dir=None):
+                  name=None, figures_dir=None, labels: dict[str, str] | None = None,
+                  ringed: dict[str, str] | None = None):
     """Each strategy's test metric, one panel per task: the mean over seeds (dot), its 95% interval
     over seeds and test items (line, ``analysis.interval``) and each seed (small grey dots). Dots,
-    not bars: the axis can zoom on the differences without a truncated bar misleading the eye."""
+    not bars: the axis can zoom on the differences without a truncated bar misleading the eye.
+    ``labels``: tick text per strategy (default: its id); ``ringed``: {task: strategy} circled."""
     from ..experiments.analysis import interval
 
     df = pd.DataFrame(records)
@@ -251,7 +253,9 @@ def interval_dots(records: list[dict], strategies: list[str], tasks: list[str], 
             ax.plot([low, high], [y, y], color=styles[strategy]["color"], lw=2.5, solid_capstyle="butt")
             ax.plot([mean], [y], "o", color=styles[strategy]["color"], ms=7)
             ax.plot(runs.value, [y] * len(runs), ".", color="0.35", ms=4)
-        ax.set_yticks(range(len(strategies)), strategies, fontsize=8)
+            if (ringed or {}).get(task) == strategy:
+                ax.plot([mean], [y], "o", mfc="none", mec="black", ms=14, mew=1.5)
+        ax.set_yticks(range(len(strategies)), [(labels or {}).get(s, s) for s in strategies], fontsize=8)
         percent_axis(ax, "x")
         ax.set_xlabel(sub.metric.iloc[0].replace("_", " ") if len(sub) else "")
         ax.set_title(task)
