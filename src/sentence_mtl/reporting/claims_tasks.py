@@ -207,6 +207,11 @@ def operations(results: Path) -> dict:
     out["ops_cold_cap"] = claim(COLD_CAP_MIN, unit="minutes", source="claims_tasks.BUDGETS")
     out["ops_warm_cap"] = claim(WARM_CAP_MIN, unit="minutes", source="claims_tasks.BUDGETS")
     out["ops_make_train_limit"] = claim(MAKE_TRAIN_LIMIT_MIN, unit="minutes", source="claims_tasks.BUDGETS")
+    from .source_words import CAP, literal_words
+
+    src = "source_words.literal_words over src/sentence_mtl"
+    out["ops_src_words"] = claim(literal_words(Path(__file__).resolve().parents[1]), unit="count", source=src)
+    out["ops_src_words_cap"] = claim(CAP, unit="count", source="source_words.CAP")
     for task, target in TEST_TARGETS.items():
         out[f"heads_{task}_target"] = claim(
             target, unit="percent", source="reporting.robustness.TEST_TARGETS"
