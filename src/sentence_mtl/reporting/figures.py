@@ -243,30 +243,29 @@ def redraw(results: Path = REPO_ROOT / "results", figures_dir: Path = REPO_ROOT 
 
 
 def headline_scores(results: Path, figures_dir: Path | None = None):
-    """Task 3 at its smallest size, as the rule reads it: each headline strategy's full-test score
-    (ten seeds, 95% interval over seeds and items), cheapest first (median training seconds over
-    both tasks), the rule's choice ringed. None before any headline run."""
+    """Task 3 as the rule reads it: each headline strategy's full-test score (ten seeds, 95%
+    interval over seeds and items), one row of panels per size, cheapest first (median training
+    seconds over every run), the rule's choice ringed. None before any headline run."""
     from statistics import median
 
-    from ..experiments.headline import recommendation
+    from ..experiments.headline import CELLS, recommendation
     from .claims_headline import headline_records
     from .names import names
 
     records = [r for r in headline_records(results) if not r.get("stage")]
     if not records:
         return None
-    k = min(r["n_per_class"] for r in records)
-    at_k = [r for r in records if r["n_per_class"] == k]
-    seconds = {s: median(r["train_seconds"] for r in at_k if r["strategy"] == s) for s in {r["strategy"] for r in at_k}}
+    seconds = {s: median(r["train_seconds"] for r in records if r["strategy"] == s)
+               for s in {r["strategy"] for r in records}}
     strategies = sorted(seconds, key=lambda s: (seconds[s], s))
-    seeds = max(len({r["seed"] for r in at_k if r["strategy"] == s}) for s in strategies)
-    chosen = {r["task"]: r["chosen"] for r in recommendation(records, cells=[(t, k) for t in CLASSIFICATION])
+    seeds = max(len({(r["seed"]) for r in records if r["strategy"] == s}) for s in strategies)
+    chosen = {(r["task"], r["k"]): r["chosen"] for r in recommendation(records, cells=CELLS)
               if r["decided"]}  # chosen on validation alone, so no test labels are needed here
     return plots.interval_dots(
-        at_k, strategies, list(CLASSIFICATION),
-        f"{k} labels per class, {seeds} seeds, full test sets; ringed: the rule's choice",
+        records, strategies, list(CLASSIFICATION),
+        f"{seeds} seeds, full test sets; ringed: the rule's choice",
         name="03_headline_scores", figures_dir=figures_dir, labels={s: names().get(s, s) for s in strategies},
-        ringed=chosen)
+        ringed=chosen, rows_by="n_per_class")
 
 
 def _cost_vs_quality(records: list[dict], figures_dir: Path | None = None):

@@ -232,33 +232,40 @@ def training_curves(log: list[dict], title: str, name=None, figures_dir=None):
 
 def interval_dots(records: list[dict], strategies: list[str], tasks: list[str], title: str,
                   name=None, figures_dir=None, labels: dict[str, str] | None = None,
-                  ringed: dict[str, str] | None = None):
+                  ringed: dict | None = None, rows_by: str | None = None):
     """Each strategy's test metric, one panel per task: the mean over seeds (dot), its 95% interval
     over seeds and test items (line, ``analysis.interval``) and each seed (small grey dots). Dots,
     not bars: the axis can zoom on the differences without a truncated bar misleading the eye.
-    ``labels``: tick text per strategy (default: its id); ``ringed``: {task: strategy} circled."""
+    ``labels``: tick text per strategy (default: its id); ``rows_by``: a record field (such as
+    ``n_per_class``) that repeats the task panels, side by side, for each of its values;
+    ``ringed``: the strategy circled, by task, or by (task, value) with ``rows_by``."""
     from ..experiments.analysis import interval
 
     df = pd.DataFrame(records)
     styles = series_styles(strategies)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.0 * len(tasks) + 1.2, 0.45 * len(strategies) + 1.4),
-                             squeeze=False, sharey=True)
-    for ax, task in zip(axes[0], tasks):
-        sub = df[(df.task == task) & df.strategy.isin(strategies)]
-        for y, strategy in enumerate(strategies):
-            runs = sub[sub.strategy == strategy]
-            if runs.empty:
-                continue
-            mean, low, high = interval(runs.value.tolist(), int(runs.n_test.iloc[0]))
-            ax.plot([low, high], [y, y], color=styles[strategy]["color"], lw=2.5, solid_capstyle="butt")
-            ax.plot([mean], [y], "o", color=styles[strategy]["color"], ms=7)
-            ax.plot(runs.value, [y] * len(runs), ".", color="0.35", ms=4)
-            if (ringed or {}).get(task) == strategy:
-                ax.plot([mean], [y], "o", mfc="none", mec="black", ms=14, mew=1.5)
-        ax.set_yticks(range(len(strategies)), [(labels or {}).get(s, s) for s in strategies], fontsize=8)
-        percent_axis(ax, "x")
-        ax.set_xlabel(sub.metric.iloc[0].replace("_", " ") if len(sub) else "")
-        ax.set_title(task)
+    values = sorted(df[rows_by].unique()) if rows_by else [None]
+    fig, grid = plt.subplots(1, len(tasks) * len(values), squeeze=False, sharey=True,
+                             figsize=(3.0 * len(tasks) * len(values) + 1.8, 0.34 * len(strategies) + 1.4))
+    axes = [grid[0][i * len(tasks):(i + 1) * len(tasks)] for i in range(len(values))]
+    for row, value in zip(axes, values):
+        part = df if value is None else df[df[rows_by] == value]
+        ring = (ringed or {}) if value is None else {t: s for (t, v), s in (ringed or {}).items() if v == value}
+        for ax, task in zip(row, tasks):
+            sub = part[(part.task == task) & part.strategy.isin(strategies)]
+            for y, strategy in enumerate(strategies):
+                runs = sub[sub.strategy == strategy]
+                if runs.empty:
+                    continue
+                mean, low, high = interval(runs.value.tolist(), int(runs.n_test.iloc[0]))
+                ax.plot([low, high], [y, y], color=styles[strategy]["color"], lw=2.5, solid_capstyle="butt")
+                ax.plot([mean], [y], "o", color=styles[strategy]["color"], ms=7)
+                ax.plot(runs.value, [y] * len(runs), ".", color="0.35", ms=4)
+                if ring.get(task) == strategy:
+                    ax.plot([mean], [y], "o", mfc="none", mec="black", ms=14, mew=1.5)
+            ax.set_yticks(range(len(strategies)), [(labels or {}).get(s, s) for s in strategies], fontsize=8)
+            percent_axis(ax, "x")
+            ax.set_xlabel(sub.metric.iloc[0].replace("_", " ") if len(sub) else "")
+            ax.set_title(task if value is None else f"{task}, {value} per class", fontsize=10)
     axes[0][0].invert_yaxis()  # the first strategy on top (the panels share the axis: invert once)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

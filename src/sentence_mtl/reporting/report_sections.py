@@ -33,6 +33,7 @@ HARDWARE = "2 CPU cores, no GPU"
 CITATIONS = {
     "stsb_minilm_spearman": ["reimers2019", "cer2017"],
     "ag_news_8_setfit_minilm": ["tunstall2022", "zhang2015"],
+    "ag_news_8_setfit_mpnet_templates": ["tunstall2022"],
     "ag_news_8_mpnet_logreg": ["tunstall2022"],
     "ag_news_64_mpnet_logreg": ["tunstall2022"],
     "ag_news_64_setfit_mpnet": ["tunstall2022"],
