@@ -148,7 +148,8 @@ def per_seed_metrics(correct: "np.ndarray", labels: "np.ndarray", weights: "np.n
     macro recall (mean over classes of the weighted recall)."""
     import numpy as np
 
-    weights = np.asarray(weights, dtype=float)
+    weights = np.asarray(weights)
+    weights = weights if weights.dtype.kind == "f" else weights.astype(np.float32)
     if metric == "accuracy":
         return correct @ weights.T / weights.sum(axis=-1)
     recalls = []
@@ -185,6 +186,7 @@ class ItemResamples:
         self.weights = np.concatenate([rng.multinomial(n, np.full(n, 1 / n), size=len(chunk)).astype(np.uint8)
                                        for chunk in np.array_split(np.arange(reps), max(1, reps // 250))])
         self._metrics: dict = {}
+        self._float = None
 
     def metrics(self, strategy: str, predictions: dict[int, "np.ndarray"], metric: str):
         """({seed: metric on the whole test set}, {seed: the metric on each resample})."""
@@ -193,12 +195,12 @@ class ItemResamples:
         key = (strategy, metric, tuple((s, hash(predictions[s].tobytes())) for s in sorted(predictions)))
         if key not in self._metrics:
             seeds = sorted(predictions)
-            correct = np.stack([(predictions[s][self.order] == self.labels) for s in seeds]).astype(float)
-            point = per_seed_metrics(correct, self.labels, np.ones(len(self.labels)), metric)
-            reps = np.concatenate([per_seed_metrics(correct, self.labels, self.weights[rows], metric)
-                                   for rows in np.array_split(np.arange(self.reps), max(1, self.reps // 250))],
-                                  axis=1)
-            self._metrics[key] = (dict(zip(seeds, point)), dict(zip(seeds, reps)))
+            correct = np.stack([(predictions[s][self.order] == self.labels) for s in seeds])
+            point = per_seed_metrics(correct.astype(float), self.labels, np.ones(len(self.labels)), metric)
+            if self._float is None:  # float32 holds every count exactly; one conversion per test set
+                self._float = self.weights.astype(np.float32)
+            reps = per_seed_metrics(correct.astype(np.float32), self.labels, self._float, metric)
+            self._metrics[key] = (dict(zip(seeds, point)), dict(zip(seeds, reps.astype(float))))
         return self._metrics[key]
 
 
