@@ -124,7 +124,8 @@ def printable_row(row: dict, source: str) -> dict:
             "seconds": claim(row["train_seconds"], unit="seconds", source=f"{where}, median"),
             "best_seconds": claim(row["best_train_seconds"], unit="seconds",
                                   source=f"{where}: {row['best_on_validation']}, median"),
-            "minus_best": difference(row["difference"], f"{where}, minus {row['best_on_validation']} on test")}
+            "minus_best": difference(row["difference"],
+                                     f"{where}, minus {row['best_on_validation']} on test")}
 
 
 def _interval_widening(records: list[dict], table: list[dict], src: str) -> dict:
@@ -149,10 +150,12 @@ def _interval_widening(records: list[dict], table: list[dict], src: str) -> dict
         boot = row["minus_best"]
         test_ratios.append((boot["high"] - boot["low"]) / (seed_test["high"] - seed_test["low"]))
     how = f"{src}: median over strategies and cells of the 95% interval's width over the seed-only width"
-    return {"headline_val_independent_widening": claim(median(val_ratios) if val_ratios else None, unit="ratio",
-                                                       source=f"{how}, validation, items as independent"),
-            "headline_test_paired_widening": claim(median(test_ratios) if test_ratios else None, unit="ratio",
-                                                   source=f"{how}, test, {analysis.BOOTSTRAP_METHOD}")}
+    val_median = median(val_ratios) if val_ratios else None
+    test_median = median(test_ratios) if test_ratios else None
+    return {"headline_val_independent_widening": claim(
+                val_median, unit="ratio", source=f"{how}, validation, items as independent"),
+            "headline_test_paired_widening": claim(
+                test_median, unit="ratio", source=f"{how}, test, {analysis.BOOTSTRAP_METHOD}")}
 
 
 def _forgetting(found: list[dict], items: dict, pairing: str, src: str) -> dict:

@@ -249,7 +249,8 @@ def interval_dots(records: list[dict], strategies: list[str], tasks: list[str], 
     axes = [grid[0][i * len(tasks):(i + 1) * len(tasks)] for i in range(len(values))]
     for row, value in zip(axes, values):
         part = df if value is None else df[df[rows_by] == value]
-        ring = (ringed or {}) if value is None else {t: s for (t, v), s in (ringed or {}).items() if v == value}
+        ring = ringed or {}
+        ring = ring if value is None else {t: s for (t, v), s in ring.items() if v == value}
         for ax, task in zip(row, tasks):
             sub = part[(part.task == task) & part.strategy.isin(strategies)]
             for y, strategy in enumerate(strategies):
