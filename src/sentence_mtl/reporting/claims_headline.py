@@ -140,11 +140,13 @@ def _interval_widening(records: list[dict], table: list[dict], src: str) -> dict
     test = [{**r, "n_test": None} for r in records]
     val_ratios, test_ratios = [], []
     for row in table:
+        if row["minus_best"] is None:  # the best itself
+            continue
         s, best, task, k = row["strategy"], row["best_on_validation"], row["task"], row["k"]
         seed_val = grid_rule.paired_on_validation(records, s, best, task, k)
         seed_test = analysis.paired(test, s, best, task, k)
-        if row["minus_best"] is None or seed_val["high"] == seed_val["low"]:
-            continue
+        if seed_val["high"] == seed_val["low"] or seed_test["high"] == seed_test["low"]:
+            continue  # no seed spread to compare against
         wide = analysis.paired(val, s, best, task, k)
         val_ratios.append((wide["high"] - wide["low"]) / (seed_val["high"] - seed_val["low"]))
         boot = row["minus_best"]
