@@ -4,9 +4,10 @@ PUBLISHED = {
     "stsb_minilm_spearman": (0.8203, "all-MiniLM-L6-v2 on STS-B test, cosine Spearman (SBERT model table)"),
     "ag_news_8_setfit_minilm": (0.831, "SetFit with all-MiniLM-L6-v2, 8/class (Tunstall et al. 2022)"),
     "ag_news_8_setfit_mpnet_templates": (0.847, "SetFit with paraphrase-mpnet-base-v2 and label templates, "
-                                         "8/class, mean over splits (SetFit final_results/, Tunstall et al. "
-                                         "2022): the best multi-split 8-shot result found for a model no "
-                                         "larger than BERT-base"),
+                                         "8/class, mean over its splits (SetFit final_results/setfit/"
+                                         "paraphrase-mpnet-base-v2-epochs_20-with-augmentation): the "
+                                         "best multi-split 8-shot result found for a model no larger than "
+                                         "BERT-base"),
     "ag_news_8_mpnet_logreg": (0.743, "frozen mpnet + logistic regression, 8/class (Tunstall et al. 2022)"),
     "ag_news_64_mpnet_logreg": (0.844, "frozen mpnet + logistic regression, 64/class (Tunstall et al. 2022)"),
     "ag_news_64_setfit_mpnet": (0.880, "SetFit (mpnet), 64/class (Tunstall et al. 2022)"),
