@@ -26,8 +26,9 @@ def quiet_env(**extra) -> dict:
             "HF_HUB_OFFLINE": "1", **extra}
 
 
-def build_tiny_bert(path: Path) -> Path:
-    """A 2-layer, 32-wide BERT with MiniLM's tokenizer and random weights (what ``tiny_model_dir`` builds)."""
+def build_tiny_bert(path: Path, layers: int = 2) -> Path:
+    """A 32-wide BERT of ``layers`` blocks with MiniLM's tokenizer and random weights
+    (``tiny_model_dir`` builds the 2-block one)."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -36,7 +37,7 @@ def build_tiny_bert(path: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -10,9 +10,14 @@ import math
 import tempfile
 from dataclasses import replace
 
+import numpy as np
+import torch
+
+from ..cache import cached_layer_states
 from ..data import TASKS, DataSource, load_task, sample_per_class, stratified_subset
 from ..evaluation import task_metrics
 from ..results import Recorder, encode_labels, measure
+from ..strategy_training import LayerInputs, new_model
 from ..training import Source, TrainConfig, Trainer
 from .grids import StudySize
 from .store import RunStore, backbone_digest, content_digest
@@ -43,8 +48,9 @@ def run_variant(store: RunStore, recorder: Recorder, strategy: str, config: Trai
     Only validation scores pick the best checkpoint; the test subsets are scored once, at the end.
     Each record carries ``validation_metric`` (``mean_validation``); ``keep_log``: also the whole
     training log (``training_log``), for the training-curve figure. ``headline``: ``test_sets`` are
-    the full test sets, and each record keeps every predicted test label (``predictions``) and is
-    marked ``headline``, so comparisons are paired on seeds and items (``analysis.paired_items``).
+    the full test sets, scored through the trained blocks only (``probabilities_above_frozen``),
+    and each record keeps every predicted test label (``predictions``) and is marked ``headline``,
+    so comparisons are paired on seeds and items (``analysis.paired_items``).
     """
     tasks = config.tasks
     parts = {"config": replace(config, output_dir="temporary"), "backbone": backbone_digest(config.model),
@@ -52,7 +58,7 @@ def run_variant(store: RunStore, recorder: Recorder, strategy: str, config: Trai
              "val": {t: content_digest(val_sets[t].texts, val_sets[t].labels) for t in tasks},
              "test": {t: content_digest(test_sets[t].texts, test_sets[t].labels) for t in tasks},
              "n_per_class": n_per_class, "strategy": strategy, "keep_log": keep_log, "extra": extra,
-             **({"scored_on": "full test+predictions"} if headline else {})}  # other keys unchanged
+             **({"scored_on": "full test+predictions, above the frozen blocks"} if headline else {})}
 
     def compute(rec: Recorder) -> None:
         with tempfile.TemporaryDirectory() as out:
@@ -60,7 +66,10 @@ def run_variant(store: RunStore, recorder: Recorder, strategy: str, config: Trai
             trainable = trainer.model.parameter_counts()["trainable"]
             with measure() as cost:
                 model, log = trainer.run(resume=False)
-        probabilities = {t: model.predict_proba(test_sets[t].texts, batch_size=64)[t] for t in tasks}
+        if headline:
+            probabilities = {t: probabilities_above_frozen(model, config, test_sets[t], t) for t in tasks}
+        else:
+            probabilities = {t: model.predict_proba(test_sets[t].texts, batch_size=64)[t] for t in tasks}
         scores = {t: task_metrics(t, test_sets[t], probabilities[t]) for t in tasks}
         logged = {"training_log": log} if keep_log else {}
         for task, m in scores.items():
@@ -75,6 +84,37 @@ def run_variant(store: RunStore, recorder: Recorder, strategy: str, config: Trai
                     validation_metric=mean_validation(log), train_config=config.to_dict(), **logged, **kept,
                     **extra)
     return store.run(recorder, parts, compute)
+
+
+@torch.inference_mode()
+def probabilities_above_frozen(model, config: TrainConfig, data, task: str,
+                               batch_size: int = 64) -> np.ndarray:
+    """``task``'s class probabilities on ``data``, running only the blocks above the frozen ones.
+
+    The frozen blocks (``LOWER_LAYERS``) keep their pretrained weights, so their token states are
+    computed once per text set with the pretrained encoder and cached on disk
+    (``cache.cached_layer_states``); a headline run then scores its full test sets through the
+    trained blocks only, about a third of the forward pass. Checked, not assumed: the run's frozen
+    weights must equal the pretrained ones."""
+    if tuple(config.freeze) != LOWER_LAYERS:
+        raise ValueError(f"scoring above the frozen blocks needs freeze={LOWER_LAYERS}, not {config.freeze}")
+    pretrained = new_model(0, config.max_seq_length, config.model).encoder
+    trained = model.encoder.state_dict()
+    prefixes = ("backbone.embeddings.", *(f"backbone.encoder.{part}." for part in LOWER_LAYERS[1:]))
+    frozen = [name for name in pretrained.state_dict() if name.startswith(prefixes)]
+    changed = [name for name in frozen if not torch.equal(pretrained.state_dict()[name], trained[name])]
+    if not frozen or changed:
+        raise RuntimeError(f"frozen weights changed in training ({changed[:1]} of {len(frozen)}); "
+                           "score with predict_proba instead")
+    layer = len(LOWER_LAYERS) - 1  # the embeddings, then blocks 0..layer-1
+    inputs = LayerInputs(cached_layer_states(pretrained, data.texts, layer, show_progress=False), layer)
+    model.eval()
+    order = np.argsort(-inputs.lengths, kind="stable")
+    out = np.empty((len(inputs), len(data.label_names)), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        out[idx] = torch.softmax(inputs.logits(model, idx, task), dim=-1).numpy()
+    return out
 
 
 def base_config(size: StudySize) -> TrainConfig:
