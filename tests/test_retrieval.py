@@ -105,13 +105,23 @@ def test_new_settings_at_their_defaults_keep_the_stored_runs_keys():
         "hard_negatives", "select_epoch"}
 
 
-def test_bm25s_stems_so_inflected_words_match():
-    from sentence_mtl.retrieval import bm25s_scores
-
+def test_bm25_stems_so_inflected_words_match():
     docs = ["mutations in the gene cause disease", "weather report for the weekend", "gene therapy trials"]
-    scores = bm25s_scores(["a mutation causing the disease"], docs)
+    scores = bm25_scores(["a mutation causing the disease"], docs)
     assert scores.shape == (1, 3) and scores.argmax() == 0  # "mutation" ~ "mutations", "causing" ~ "cause"
-    assert bm25_scores(["mutation causing"], docs)[0].max() == 0.0 and bm25s_scores(["mutation causing"], docs)[0, 0] > 0
+    assert bm25_scores(["mutation causing"], docs)[0, 0] > 0 and bm25_scores(["mutation causing"], docs)[0, 1] == 0
+
+
+@pytest.mark.parametrize("queries, documents", [
+    (["the of and"], ["mutations in the gene", "gene therapy"]),  # a query of stop words only
+    (["mutation"], ["the a", "of"]),  # documents of stop words only: bm25s cannot index them
+    (["!!!"], ["", "gene"]),  # symbols, and an empty document
+    ([], ["gene"]),  # no query
+])
+def test_bm25_scores_zero_where_no_word_can_match(queries, documents):
+    scores = bm25_scores(queries, documents)
+    assert scores.shape == (len(queries), len(documents)) and np.isfinite(scores).all()
+    assert (scores[:, [i for i, d in enumerate(documents) if "gene" not in d]] == 0).all()
 
 
 @pytest.mark.parametrize("seed", range(6))

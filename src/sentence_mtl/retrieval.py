@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,31 +65,24 @@ def dense_scores(encoder, queries: list[str], documents: list[str], batch_size: 
     return q @ d.T
 
 
+BM25 = "bm25s 0.3, Lucene variant, k1=1.5, b=0.75, English stop words, Snowball stemmer"
+"""What ``bm25_scores`` computes, named in the run store's keys: a different BM25 is a different run."""
+
+
 def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
-    """Okapi BM25 (rank_bm25, k1=1.5, b=0.75) on lower-cased word tokens, English stop words removed."""
-    from rank_bm25 import BM25Okapi
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    def tokens(text: str) -> list[str]:
-        return [t for t in re.findall(r"[a-z0-9]+", text.lower()) if t not in ENGLISH_STOP_WORDS]
-
-    corpus = [tokens(d) for d in documents]
-    if not any(corpus):  # no word to match (only stop words or symbols): BM25 has nothing to say
-        return np.zeros((len(queries), len(documents)))
-    bm25 = BM25Okapi(corpus)
-    return np.stack([bm25.get_scores(tokens(q)) for q in queries])
-
-
-def bm25s_scores(queries: list[str], documents: list[str]) -> np.ndarray:
-    """BM25 as MTEB runs it: the ``bm25s`` library's Lucene variant, English stop words removed and
-    words stemmed (Snowball via PyStemmer). Stemming is the difference from ``bm25_scores``."""
+    """BM25 as MTEB runs it (BM25S, Lù 2024): the ``bm25s`` library's Lucene variant, English stop
+    words removed and words stemmed (Snowball via PyStemmer), so "mutations" matches "mutation".
+    One BM25 for the baseline, hard-negative mining, the fused hybrids and the service."""
     import bm25s
     import Stemmer
 
     stemmer = Stemmer.Stemmer("english")
     tokens = lambda texts: bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)  # noqa: E731
-    retriever = bm25s.BM25(method="lucene")
-    retriever.index(tokens(documents), show_progress=False)
+    corpus = tokens(documents)
+    if not queries or not any(len(ids) for ids in corpus.ids):  # no query, or no word to match
+        return np.zeros((len(queries), len(documents)))
+    retriever = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
+    retriever.index(corpus, show_progress=False)
     ids, scores = retriever.retrieve(tokens(queries), k=len(documents), show_progress=False)
     full = np.zeros((len(queries), len(documents)))
     np.put_along_axis(full, ids, scores, axis=1)

@@ -282,7 +282,7 @@ def retrieval_summary(records: list[dict]) -> dict | None:
     ndcg = [r for r in records if r["metric"] == "ndcg@10"]
     by_seed = lambda s: {r.get("seed"): r for r in ndcg if r["strategy"] == s}  # noqa: E731
     fixed = {s: next((r["value"] for r in ndcg if r["strategy"] == s), None)
-             for s in ("bm25", "bm25s", "pretrained", "hybrid_bm25_pretrained", "hybrid_bm25s_pretrained")}
+             for s in ("bm25", "pretrained", "hybrid_bm25_pretrained")}
     recipes = list(dict.fromkeys(r["strategy"] for r in ndcg if r.get("val_ndcg10") is not None))
     if not recipes or fixed["bm25"] is None or fixed["pretrained"] is None:
         return None

@@ -31,7 +31,7 @@ from ..config import Profile, get_profile, output_root, results_dir
 from ..data import DataSource, RetrievalData, load_scifact
 from ..io import InputError, write_json
 from ..results import load_records, measure
-from ..retrieval import (FUSION_WEIGHTS, REGISTRY, RetrievalConfig, bm25_hard_negatives_encoding_few, bm25_scores,
+from ..retrieval import (BM25, FUSION_WEIGHTS, REGISTRY, RetrievalConfig, bm25_hard_negatives_encoding_few, bm25_scores,
                          choose_fusion_weight, dense_scores, document_text, finetune_mnrl, promote_if_better,
                          rank_metrics, register_run, split_queries, training_pairs, validation_by_epoch)
 from .analysis import retrieval_summary
@@ -113,17 +113,26 @@ def _hard_negatives(data: SciFactSplits, model: str) -> tuple[dict[str, str], in
                                             data.doc_ids, data.train.qrels)
 
 
+def store_parts(data: SciFactSplits, model: str) -> dict:
+    """What every fine-tuning run of notebook 05 is keyed by besides its pairs and settings: the
+    documents, the backbone, the query splits, the fusion weights searched and the BM25 that mines
+    negatives and is fused (``retrieval.BM25``)."""
+    from .store import backbone_digest, content_digest
+
+    return {"documents": content_digest(data.documents), "backbone": backbone_digest(model),
+            "test": sorted(data.test.qrels.items()), "val": sorted(data.val.qrels.items()),
+            "fusion_weights": FUSION_WEIGHTS, "bm25": BM25}
+
+
 def notebook_run(data: SciFactSplits, pairs, config: RetrievalConfig, profile: Profile,
                  source: DataSource) -> str | None:
     """The key of notebook 05's stored run on the same documents, splits, pairs and settings (the
     parts its fine-tuning runs are keyed by), when its run store holds one: this command then
     trains what the study trained."""
     from ..results import Recorder
-    from .store import RunStore, backbone_digest, content_digest
+    from .store import RunStore
 
-    parts = {"documents": content_digest(data.documents), "backbone": backbone_digest(config.model),
-             "test": sorted(data.test.qrels.items()), "val": sorted(data.val.qrels.items()),
-             "fusion_weights": FUSION_WEIGHTS, "pairs": pairs, "config": config}
+    parts = {**store_parts(data, config.model), "pairs": pairs, "config": config}
     recorder = Recorder(EXPERIMENT, profile, {}, is_sample=source.is_sample)
     store = RunStore(mode="reuse")
     return store.key(recorder, parts) if store.holds(recorder, parts) else None

@@ -38,8 +38,6 @@ STRATEGY_COLOURS.update({name: matplotlib.colors.to_rgba(hex_) for name, hex_ in
     "finetuned_bm25_negatives": "#7a5c00",  # retrieval with BM25 hard negatives: dark gold
     "hybrid_bm25_negatives": "#d4a017",  # its hybrid with BM25: gold
     "rrf_bm25_negatives": "#e8cf7a",  # its reciprocal-rank fusion: pale gold
-    "bm25s": "#525252",  # BM25 with stemming (MTEB's): dark grey beside bm25's light grey
-    "hybrid_bm25s_pretrained": "#08519c",  # dark blue beside hybrid_bm25_pretrained's light blue
 }.items()})
 STRATEGY_COLOURS.update({name: PALETTE[i] for i, name in enumerate([  # notebook 04's configurations
     "proportional+equal", "round_robin+equal", "temperature+equal", "annealed+equal", "proportional+static",
