@@ -248,9 +248,13 @@ def test_answer_four_reads_the_full_test_grid_once_every_run_has_landed(claims):
     assert "On the full test sets at 10 seeds" in flat
     assert "it loses on topic (-1.2 points, 95% CI -2.0 to -0.4)" in flat
     assert "that narrows them holds" not in flat
+    assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
     separated = {**done, "loop_headline_chosen_vs_base_topic": diff(0.01, 0.004, 0.016, "ahead")}
-    flat = " ".join(render(separated)["README.md"].split())
+    readme = render(separated)["README.md"]
+    flat = " ".join(readme.split())
     assert "The choice is measurable on the full test sets" in flat
     assert "It does not measurably matter here" not in flat
+    answers = readme.split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
+    assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
     if claims["loop_headline_runs_done"]["value"] < needed["value"]:
         assert "that narrows them holds" in " ".join(render(claims)["README.md"].split())
