@@ -99,10 +99,10 @@ def probabilities_above_frozen(model, config: TrainConfig, data, task: str,
     if tuple(config.freeze) != LOWER_LAYERS:
         raise ValueError(f"scoring above the frozen blocks needs freeze={LOWER_LAYERS}, not {config.freeze}")
     pretrained = new_model(0, config.max_seq_length, config.model).encoder
-    trained = model.encoder.state_dict()
+    start, trained = pretrained.state_dict(), model.encoder.state_dict()
     prefixes = ("backbone.embeddings.", *(f"backbone.encoder.{part}." for part in LOWER_LAYERS[1:]))
-    frozen = [name for name in pretrained.state_dict() if name.startswith(prefixes)]
-    changed = [name for name in frozen if not torch.equal(pretrained.state_dict()[name], trained[name])]
+    frozen = [name for name in start if name.startswith(prefixes)]
+    changed = [name for name in frozen if not torch.equal(start[name], trained[name])]
     if not frozen or changed:
         raise RuntimeError(f"frozen weights changed in training ({changed[:1]} of {len(frozen)}); "
                            "score with predict_proba instead")
