@@ -151,7 +151,8 @@ def test_sampled_values_equal_direct_means(committed):
     assert row["cells"][data["task1"]["probe_sizes"].index("8")]["mean"] == pytest.approx(statistics.fmean(probe))
     loop = json.loads((RESULTS / "04_training_loop.json").read_text())
     for row in data["task4"]["rows"]:
-        values = [r["value"] for r in loop if r["strategy"] == row["strategy"] and r["task"] == "topic"]
+        values = [r["value"] for r in loop if r["strategy"] == row["strategy"]
+                  and r["task"] == "topic" and not r.get("headline")]  # headline runs are read apart
         if values:
             assert row["topic"]["mean"] == pytest.approx(statistics.fmean(values))
     trained = json.loads((RESULTS / "train_multitask.json").read_text())
