@@ -202,7 +202,8 @@ ranking.sort_values("mean validation", ascending=False)
 # difference is paired by seed, with its 95% interval over seeds and test items.*
 #
 # **Sampling decides how the steps are shared between the tasks; here it does not measurably change
-# the result.** Each configuration against proportional sampling with equal loss weights
+# the result.**
+# Each configuration against proportional sampling with equal loss weights
 # (10 of 10 differences are ties):
 #
 # | configuration | topic | sentiment |
@@ -227,7 +228,7 @@ ranking.sort_values("mean validation", ascending=False)
 # (95% CI -8.0 to +1.4). One multi-task model answers both tasks with one encoder
 # pass and half the training steps of two single-task models.
 #
-# **On the full test sets** the headline grid (`make headline`) holds 16 of
+# **On the full test sets** the headline grid (`make headline`) holds 32 of
 # its 40 runs; until it is complete, the test-subset differences above are the
 # evidence.
 #

@@ -196,4 +196,12 @@ def loop_headline(results: Path) -> dict:
             d = grid_rule.paired_to(records, grid.chosen, other, task, k, items.get(task))
             out[f"loop_headline_chosen_vs_{tag}_{task}"] = pending_difference(
                 d, f"{src}: {grid.chosen} minus {other}, {task}, {pairing}", items=d and d.get("items"))
+    # What validation chose on: each run's best mean of the two tasks' validation metrics (both
+    # task records carry it), paired by seed; the validation items are not kept.
+    validation = [{**r, "value": r["validation_metric"], "n_test": None} for r in records
+                  if r["task"] == "topic" and r.get("validation_metric") is not None]
+    k = next((r["n_per_class"] for r in validation), None)
+    out["loop_headline_validation_chosen_vs_base"] = pending_difference(
+        analysis.paired(validation, grid.chosen, grid.base, "topic", k),
+        f"{src}: {grid.chosen} minus {grid.base}, validation metric (mean of both tasks), paired by seed")
     return out
