@@ -7,7 +7,7 @@ from sentence_mtl.reporting.figures import LEARNING_PANELS, redraw
 def test_figures_are_redrawn_from_the_committed_records(tmp_path):
     drawn = redraw(REPO_ROOT / "results", tmp_path)
     assert {"learning_curves", "forgetting_chart", "sampling_weighting", "scifact_ndcg", "wise_ft",
-            "headline_scores"} <= set(
+            "headline_scores", "loop_headline_scores"} <= set(
         drawn
     )
     names = {p.stem for p in tmp_path.glob("*.png")}
@@ -15,6 +15,7 @@ def test_figures_are_redrawn_from_the_committed_records(tmp_path):
         "03_learning_curves",
         "03_forgetting",
         "03_headline_scores",
+        "04_headline_scores",
         "04_sampling_weighting",
         "05_scifact_ndcg",
         "robustness_wise_ft",

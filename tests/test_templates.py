@@ -257,11 +257,15 @@ def test_answer_four_reads_the_full_test_grid_once_every_run_has_landed(claims):
     answers = readme.split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
     assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
     traded = {**done, "loop_headline_chosen_vs_base_topic": diff(-0.02, -0.025, -0.015, "behind"),
-              "loop_headline_validation_chosen_vs_base": diff(0.013, 0.002, 0.024, "ahead")}
-    answers = render(traded)["README.md"].split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
+              "loop_headline_chosen_vs_base_sentiment": diff(0.02, 0.005, 0.035, "ahead"),
+              "loop_headline_validation_chosen_vs_base": diff(0.016, -0.001, 0.033, "tie")}
+    readme = render(traded)["README.md"]
+    answers = readme.split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
     flat = " ".join(answers.split())
-    assert "Validation's pick costs topic accuracy" in flat and "(+1.3 points, 95% CI +0.2 to +2.4, 10 seeds)" in flat
-    assert "it is behind on topic (-2.0 points" in flat and "The choice is measurable" not in flat
+    assert "It trades one task for the other" in flat and "The choice is measurable" not in flat
+    assert "behind proportional task sampling with equal loss weights on topic (-2.0 points" in flat
+    assert "does not separate them (+1.6 points, 95% CI -0.1 to +3.3)" in flat
+    assert "it trades one task for the other" in " ".join(readme.split())  # the summary table's row
     assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
     if claims["loop_headline_runs_done"]["value"] < needed["value"]:
         assert "that narrows them holds" in " ".join(render(claims)["README.md"].split())
