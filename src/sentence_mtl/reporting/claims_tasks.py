@@ -254,9 +254,6 @@ def operations(results: Path) -> dict:
             largest.get("largest_value_difference"), unit="number", source=f"{source}: |recomputed - stored| metric"
         )
         out["ops_verify_largest_value_kind"] = claim(largest.get("kind"), unit="name", source=source)
-        out["ops_verify_differing_kinds"] = claim(
-            [c["kind"] for c in checked["checks"] if c.get("values_identical") is False], unit="rows",
-            source=f"{source}: kinds of the checked runs whose metrics differ")
         out["ops_verify_not_reached"] = claim(len(checked["not_reached"]), unit="count", source=source)
     timing = load(results, "train_timing")
     if timing:
