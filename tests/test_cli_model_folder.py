@@ -249,7 +249,10 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tiny_model_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     process = subprocess.Popen([sys.executable, "-m", "sentence_mtl.cli", "embed", "--model", tiny_model_dir,
                                 "--input", str(src), "--output", str(out), "--batch-size", "1"],
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+                               # as from a terminal: a shell's background job (nohup, `&`) starts
+                               # with SIGINT ignored, and Python then installs no Ctrl-C handler
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     stderr, deadline = b"", time.monotonic() + 120
     while b"embed" not in stderr and time.monotonic() < deadline:  # the progress bar: encoding has begun
         chunk = os.read(process.stderr.fileno(), 4096)
@@ -257,7 +260,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tiny_model_dir, tmp_path):
             break
         stderr += chunk
     process.send_signal(signal.SIGINT)
-    _, rest = process.communicate(timeout=180)  # generous: a loaded machine imports slowly
+    _, rest = process.communicate(timeout=60)
     stderr = (stderr + rest).decode()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
