@@ -237,7 +237,9 @@ def test_answer_four_reads_the_full_test_grid_once_every_run_has_landed(claims):
         return {**claims["loop_headline_chosen_vs_single_topic"], "value": mean, "low": low,
                 "high": high, "verdict": verdict, "seeds": 10}
     needed = claims["loop_headline_runs_needed"]
-    done = {**claims, "loop_headline_runs_done": {**needed},
+    def outcome(value):
+        return {**claims["loop_headline_outcome"], "value": value}
+    done = {**claims, "loop_headline_runs_done": {**needed}, "loop_headline_outcome": outcome("tie"),
             "loop_headline_chosen_vs_base_topic": diff(0.002, -0.003, 0.007, "tie"),
             "loop_headline_chosen_vs_base_sentiment": diff(0.001, -0.004, 0.006, "tie"),
             "loop_headline_chosen_vs_single_topic": diff(-0.012, -0.02, -0.004, "behind"),
@@ -249,14 +251,16 @@ def test_answer_four_reads_the_full_test_grid_once_every_run_has_landed(claims):
     assert "it loses on topic (-1.2 points, 95% CI -2.0 to -0.4)" in flat
     assert "that narrows them holds" not in flat
     assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
-    separated = {**done, "loop_headline_chosen_vs_base_topic": diff(0.01, 0.004, 0.016, "ahead")}
+    separated = {**done, "loop_headline_chosen_vs_base_topic": diff(0.01, 0.004, 0.016, "ahead"),
+                 "loop_headline_outcome": outcome("separated")}
     readme = render(separated)["README.md"]
     flat = " ".join(readme.split())
     assert "The choice is measurable on the full test sets" in flat
     assert "It does not measurably matter here" not in flat
     answers = readme.split("<!-- answers:start -->")[1].split("<!-- answers:end -->")[0]
     assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
-    traded = {**done, "loop_headline_chosen_vs_base_topic": diff(-0.02, -0.025, -0.015, "behind"),
+    traded = {**done, "loop_headline_outcome": outcome("trade"),
+              "loop_headline_chosen_vs_base_topic": diff(-0.02, -0.025, -0.015, "behind"),
               "loop_headline_chosen_vs_base_sentiment": diff(0.02, 0.005, 0.035, "ahead"),
               "loop_headline_validation_chosen_vs_base": diff(0.016, -0.001, 0.033, "tie")}
     readme = render(traded)["README.md"]
@@ -269,3 +273,13 @@ def test_answer_four_reads_the_full_test_grid_once_every_run_has_landed(claims):
     assert len(answers.split()) <= 650, f"{len(answers.split())} words once the grid has landed"
     if claims["loop_headline_runs_done"]["value"] < needed["value"]:
         assert "that narrows them holds" in " ".join(render(claims)["README.md"].split())
+
+
+def test_the_loop_outcome_follows_the_verdicts_against_the_base(claims):
+    """``loop_headline_outcome``, which the README, notebook 04 and the report branch on, is the
+    reading of the two verdicts against the base configuration once every run is in."""
+    verdicts = sorted(claims[f"loop_headline_chosen_vs_base_{t}"]["verdict"] for t in ("topic", "sentiment"))
+    complete = claims["loop_headline_runs_done"]["value"] == claims["loop_headline_runs_needed"]["value"]
+    expected = ("pending" if not complete else "tie" if verdicts == ["tie", "tie"]
+                else "trade" if verdicts == ["ahead", "behind"] else "separated")
+    assert claims["loop_headline_outcome"]["value"] == expected

@@ -196,6 +196,13 @@ def loop_headline(results: Path) -> dict:
             d = grid_rule.paired_to(records, grid.chosen, other, task, k, items.get(task))
             out[f"loop_headline_chosen_vs_{tag}_{task}"] = pending_difference(
                 d, f"{src}: {grid.chosen} minus {other}, {task}, {pairing}", items=d and d.get("items"))
+    # The contrast's reading for the templates: pending until every run is in, then both tasks
+    # tied, a trade (one ahead, one behind), or separated.
+    verdicts = sorted(str(out[f"loop_headline_chosen_vs_base_{task}"].get("verdict")) for task in tasks)
+    outcome = ("pending" if out["loop_headline_runs_done"]["value"] < len(grid.runs())
+               else "tie" if verdicts == ["tie", "tie"] else "trade" if verdicts == ["ahead", "behind"]
+               else "separated")
+    out["loop_headline_outcome"] = claim(outcome, unit="name", source=f"{src}: verdicts against {grid.base}")
     # What validation chose on: each run's best mean of the two tasks' validation metrics (both
     # task records carry it), paired by seed; the validation items are not kept.
     validation = [{**r, "value": r["validation_metric"], "n_test": None} for r in records
